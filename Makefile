@@ -1,0 +1,52 @@
+# Set up, run the demo, test, lint. `make demo` and `make test` are the README's quickstart.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+POETRY_VERSION := 2.5.1
+TOOLS := .tools
+POETRY := $(TOOLS)/bin/poetry
+TORCH_WHEEL := vendor/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
+DEMO_QUESTION := How much is the minimum guarantee payable by Northwind Textiles?
+
+# `poetry install` compiles llama.cpp. Not for the build machine's exact CPU (GGML_NATIVE):
+# on CPUs with AMX that build crashes in ggml_backend_amx_mul_mat. AVX-512 only where present.
+cpu_has = $(shell grep -qw $(1) /proc/cpuinfo 2>/dev/null && echo ON || echo OFF)
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
+  -DGGML_F16C=ON -DGGML_AVX512=$(call cpu_has,avx512f) \
+  -DGGML_AVX512_VNNI=$(call cpu_has,avx512_vnni) -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
+export POETRY_VIRTUALENVS_IN_PROJECT := true
+
+.PHONY: setup demo test lint sample
+
+setup: .venv/.installed
+
+demo: setup
+	$(POETRY) run python ingest.py
+	$(POETRY) run python main.py "$(DEMO_QUESTION)"
+
+test: setup
+	$(POETRY) run pytest
+
+lint: setup
+	$(POETRY) run ruff check .
+	$(POETRY) run ruff format --check .
+	$(POETRY) run mypy
+
+# Regenerate the bundled sample PDF from the text in tests/fixtures/pdfs.py.
+sample: setup
+	$(POETRY) run python -m tests.fixtures.pdfs data
+
+$(POETRY):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet poetry==$(POETRY_VERSION)
+
+# The CPU-only torch wheel that poetry.lock pins by hash (PyPI's default build is CUDA, ~3 GB).
+$(TORCH_WHEEL):
+	mkdir -p vendor
+	cp /opt/wheels/$(notdir $@) $@ 2>/dev/null || $(PYTHON) -m pip download --no-deps \
+	  --dest vendor --index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu
+
+.venv/.installed: $(POETRY) $(TORCH_WHEEL) pyproject.toml poetry.lock
+	$(POETRY) env use $(PYTHON)
+	$(POETRY) install
+	touch $@

@@ -1,0 +1,29 @@
+"""The `docqa` command line: `docqa ingest` and `docqa ask` (also ingest.py and main.py)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+from docqa.cli.ask import ask
+from docqa.cli.ingest import ingest
+
+_HELP = "Ask questions about your PDFs, offline: ingest them once, then ask."
+
+app = typer.Typer(
+    help=_HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
+app.command("ingest")(ingest)
+app.command("ask")(ask)
+
+_COMMANDS: dict[str, Callable[..., None]] = {"ingest": ingest, "ask": ask}
+
+
+def run_single(name: str) -> None:
+    """Run one command as a program of its own (ingest.py, main.py)."""
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single.command()(_COMMANDS[name])
+    single(prog_name=Path(sys.argv[0]).name)

@@ -1,0 +1,78 @@
+"""What every command shares: its common options, logging, and the error boundary."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from docqa.errors import DocqaError, ExitCode
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Settings file. Default: $DOCQA_CONFIG, else ./config.yml when present.",
+        dir_okay=False,
+        resolve_path=True,
+    ),
+]
+DebugOption = Annotated[
+    bool, typer.Option("--debug", help="Show debug logs, and the traceback of any error.")
+]
+VectorstoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--vectorstore", help="Index folder (default from config.yml).", resolve_path=True
+    ),
+]
+
+
+def run(debug: bool, body: Callable[[], ExitCode]) -> None:
+    """Run a command body: one clear line on stderr for errors, tracebacks only with --debug."""
+    _configure_logging(debug)
+    try:
+        code = body()
+    except DocqaError as exc:
+        if debug:
+            raise
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        fail("interrupted", ExitCode.INTERRUPTED)
+    except Exception as exc:
+        if debug:
+            raise
+        fail(
+            f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback, "
+            "and please report it)",
+            ExitCode.FAILURE,
+        )
+    raise typer.Exit(code)
+
+
+def fail(message: str, code: ExitCode) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
+class _LowercaseLevel(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _configure_logging(debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowercaseLevel())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)

@@ -1,0 +1,52 @@
+"""A live ingest progress display on stderr: files, pages and chunks."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from docqa.ingest_service import IngestProgress
+
+
+class RichIngestProgress(IngestProgress):
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description:<8}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._files = self._progress.add_task("files", total=None, detail="")
+        self._pages = self._progress.add_task("pages", total=0, detail="")
+        self._chunks = self._progress.add_task("chunks", total=None, detail="embedded")
+
+    def __enter__(self) -> RichIngestProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def start(self, files: int) -> None:
+        self._progress.update(self._files, total=files)
+
+    def file(self, source: str, pages: int) -> None:
+        self._progress.update(self._files, advance=1, detail=source)
+        total = self._progress.tasks[self._pages].total or 0
+        self._progress.update(self._pages, total=total + pages)
+
+    def pages(self, count: int) -> None:
+        self._progress.update(self._pages, advance=count)
+
+    def chunks(self, count: int) -> None:
+        self._progress.update(self._chunks, advance=count)

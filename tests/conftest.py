@@ -1,0 +1,99 @@
+"""Shared fixtures. Every test runs in its own temporary folder with no DOCQA_* variables,
+so no test reads or writes the user's data/, models/, vectorstore/ or config.yml."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.ggml import write_tiny_llama
+from tests.fixtures.pdfs import write_pdf
+
+REPO = Path(__file__).resolve().parents[1]
+SHOWCASE_PDF = REPO.parent / "shared" / "data" / "manu-20f-2022-09-24.pdf"
+
+# Fixture documents: each fact sits on a known 1-based page.
+DOCUMENTS = {
+    "orchard.pdf": [
+        "Harbour Lane Orchard Cooperative\nMember handbook, 2025 edition.\n"
+        "The cooperative was founded in 1987 and has 64 member farms.",
+        "Harvest\nThe annual harvest festival takes place on 14 September in the old cider barn.\n"
+        "Members bring one basket of apples each.",
+        "Contracts\nThe cooperative sells its juice to Brightwater Foods. The minimum guarantee "
+        "payable by Brightwater Foods over the five-year term of the agreement is £18 million.",
+    ],
+    "travel/ferries.pdf": [
+        "Island ferries\nThe ferry from Oban to Craignure takes 46 minutes.",
+        "Timetable\nThe first sailing leaves Oban at 07:15 on weekdays.",
+    ],
+}
+FACTS = [  # (question, answer text, file, page)
+    (
+        "How much is the minimum guarantee payable by Brightwater Foods?",
+        "£18 million",
+        "orchard.pdf",
+        3,
+    ),
+    ("How long does the ferry from Oban to Craignure take?", "46 minutes", "travel/ferries.pdf", 1),
+    ("When is the annual harvest festival?", "14 September", "orchard.pdf", 2),
+]
+BROKEN_PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"  # cut short
+
+
+def write_documents(folder: Path, broken: bool = True) -> Path:
+    """The fixture PDFs under `folder` (plus one broken file), returning `folder`."""
+    for name, pages in DOCUMENTS.items():
+        write_pdf(folder / name, pages)
+    if broken:
+        (folder / "broken.pdf").write_bytes(BROKEN_PDF)
+    return folder
+
+
+def run_cli(
+    script: str, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ingest.py or main.py as a user would, in `cwd`, and capture its output."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DOCQA_")}
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args],
+        cwd=cwd,
+        env={**environment, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("DOCQA_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder whose data/ was ingested once by `python ingest.py`."""
+    folder = tmp_path_factory.mktemp("project")
+    write_documents(folder / "data")
+    result = run_cli("ingest.py", cwd=folder)
+    assert result.returncode == 3, result.stderr  # 3: index built, broken.pdf skipped
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_ggml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama.ggmlv3.f32.bin")
+
+
+@pytest.fixture(scope="session")
+def showcase_pdf() -> Path:
+    if not SHOWCASE_PDF.is_file():
+        pytest.skip(f"showcase document not present at {SHOWCASE_PDF}")
+    return SHOWCASE_PDF

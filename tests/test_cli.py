@@ -1,0 +1,186 @@
+"""The two commands as a user runs them: real PDFs, the real MiniLM, the real SmolLM2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from docqa.store import CURRENT, MANIFEST
+from tests.conftest import FACTS, run_cli, write_documents
+
+pytestmark = pytest.mark.slow
+
+
+def ask_json(project: Path, question: str, *args: str, env: dict[str, str] | None = None) -> dict:
+    result = run_cli("main.py", question, "--json", *args, cwd=project, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1, "--json prints exactly one line"
+    return json.loads(result.stdout)
+
+
+def current_manifest(vectorstore: Path) -> Path:
+    return vectorstore / (vectorstore / CURRENT).read_text().strip() / MANIFEST
+
+
+def test_ingest_reports_counts_and_skips_the_broken_pdf(tmp_path: Path) -> None:
+    write_documents(tmp_path / "data")
+    result = run_cli("ingest.py", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert "Indexed 2 files (5 pages," in result.stdout
+    assert "broken.pdf: not a readable PDF" in result.stdout
+    assert "Traceback" not in result.stderr
+    manifest = json.loads(current_manifest(tmp_path / "vectorstore").read_text())
+    assert manifest["embedding"] == {
+        "model": "sentence-transformers/all-MiniLM-L6-v2",
+        "dimension": 384,
+        "max_tokens": 254,
+    }
+    assert [f["source"] for f in manifest["files"]] == ["orchard.pdf", "travel/ferries.pdf"]
+    assert all(len(f["sha256"]) == 64 for f in manifest["files"])
+    assert manifest["created_at"]
+    assert manifest["chunking"]["chunk_tokens"] == 200
+
+
+def test_vectorstore_holds_no_pickle(project: Path) -> None:
+    for path in (project / "vectorstore").rglob("*"):
+        if path.is_file():
+            assert path.suffix in {"", ".json", ".jsonl", ".faiss"}, path
+            assert not path.read_bytes().startswith(b"\x80"), f"{path} looks like a pickle"
+
+
+@pytest.mark.parametrize(("question", "answer", "source", "page"), FACTS)
+def test_retrieve_only_finds_the_page_of_each_fact(
+    project: Path, question: str, answer: str, source: str, page: int
+) -> None:
+    result = ask_json(project, question, "--retrieve-only", "--k", "2")
+    assert "answer" not in result
+    top = result["sources"][0]
+    assert (top["source"], top["page"]) == (source, page)
+    assert answer in top["text"]
+    assert result["model"] == {"path": None, "backend": None}
+    assert result["timings"]["generate_s"] is None
+
+
+def test_json_answer_schema_and_grounded_answer(project: Path) -> None:
+    question, answer, source, page = FACTS[0]
+    result = ask_json(project, question)
+    assert set(result) >= {"question", "answer", "sources", "timings", "model"}
+    assert result["question"] == question
+    assert answer in result["answer"]
+    assert result["sources"], "an answer lists its sources"
+    for item in result["sources"]:
+        assert set(item) >= {"source", "page", "text", "score"}
+        assert isinstance(item["page"], int)
+        assert item["page"] >= 1
+        assert -1.0 <= item["score"] <= 1.0
+    assert (result["sources"][0]["source"], result["sources"][0]["page"]) == (source, page)
+    timings = result["timings"]
+    assert set(timings) == {"load_s", "retrieve_s", "generate_s", "total_s"}
+    assert all(isinstance(v, float) and v >= 0 for v in timings.values())
+    assert timings["total_s"] >= timings["load_s"] + timings["generate_s"]
+    assert result["model"]["backend"] == "llamacpp"
+    assert result["model"]["path"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+    usage = result["usage"]
+    assert usage["prompt_tokens"] > 50
+    assert usage["completion_tokens"] > 0
+
+
+def test_text_output_has_answer_sources_and_timings(project: Path) -> None:
+    question, answer, source, page = FACTS[0]
+    result = run_cli("main.py", question, cwd=project)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("Answer: ")
+    assert answer in out.splitlines()[0]
+    assert f"[1] {source}, page {page} (score " in out
+    assert "Time: load " in out
+    assert " | retrieval " in out
+    assert " | generation " in out
+    assert "prompt tokens" in out
+    assert "tokens/s" in out
+    assert " | total " in out
+    assert "not found, so using the demo model SmolLM2-135M-Instruct" in result.stderr
+    assert "Llama-2-7B-Chat" in result.stderr
+
+    quiet = run_cli("main.py", question, "--no-sources", cwd=project)
+    assert quiet.returncode == 0
+    assert "Sources:" not in quiet.stdout
+
+
+def test_ctransformers_answers_through_the_whole_pipeline(project: Path, tiny_ggml: Path) -> None:
+    result = ask_json(
+        project, FACTS[0][0], "--model", str(tiny_ggml), env={"DOCQA_LLM__MAX_NEW_TOKENS": "8"}
+    )
+    assert result["model"] == {"path": str(tiny_ggml), "backend": "ctransformers"}
+    assert result["usage"]["completion_tokens"] > 0  # random weights: tokens, not sense
+    assert isinstance(result["answer"], str)
+
+
+def test_no_pdfs_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    result = run_cli("ingest.py", cwd=tmp_path)
+    assert result.returncode == 4
+    assert result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("error: no PDF files in ")
+
+
+def test_only_broken_pdfs_fail_without_an_index(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "empty.pdf").write_bytes(b"")
+    (data / "notes.pdf").write_text("this is a text file with a .pdf name")
+    result = run_cli("ingest.py", cwd=tmp_path)
+    assert result.returncode == 4
+    assert "empty.pdf: empty file (0 bytes)" in result.stderr
+    assert "notes.pdf: not a readable PDF" in result.stderr
+    assert not (tmp_path / "vectorstore" / CURRENT).exists()
+
+
+def test_missing_index_says_run_ingest(tmp_path: Path) -> None:
+    result = run_cli("main.py", "anything?", cwd=tmp_path)
+    assert result.returncode == 5
+    assert "run `python ingest.py` first" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_index_from_another_embedding_model_is_refused(project: Path, tmp_path: Path) -> None:
+    vectorstore = tmp_path / "vs"
+    shutil.copytree(project / "vectorstore", vectorstore)
+    manifest_path = current_manifest(vectorstore)
+    manifest = json.loads(manifest_path.read_text())
+    manifest["embedding"]["model"] = "sentence-transformers/all-mpnet-base-v2"
+    manifest_path.write_text(json.dumps(manifest))
+    result = run_cli("main.py", "anything?", "--vectorstore", str(vectorstore), cwd=project)
+    assert result.returncode == 5
+    assert "built with embedding model sentence-transformers/all-mpnet-base-v2" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_model_flag_is_an_error_not_a_fallback(project: Path) -> None:
+    result = run_cli("main.py", "anything?", "--model", "models/nope.gguf", cwd=project)
+    assert result.returncode == 6
+    assert "nope.gguf not found" in result.stderr
+
+
+def test_unreadable_model_is_refused(project: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a model at all")
+    result = run_cli("main.py", "anything?", "--model", str(junk), cwd=project)
+    assert result.returncode == 6
+    assert "is not a GGUF or GGML model file" in result.stderr
+
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 10)
+    result = run_cli("main.py", "anything?", "--model", str(truncated), cwd=project)
+    assert result.returncode == 6
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = run_cli("main.py", "anything?", "--debug", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+    assert "VectorStoreError" in result.stderr

@@ -1,0 +1,63 @@
+"""Reading PDFs page by page, and the clear reasons for files that cannot be read."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from docqa.loading import PdfReadError, find_pdfs, normalise, read_pdf
+from tests.conftest import BROKEN_PDF, DOCUMENTS, write_documents
+from tests.fixtures.pdfs import write_pdf
+
+
+def test_find_pdfs_is_recursive_sorted_and_case_insensitive(tmp_path: Path) -> None:
+    write_documents(tmp_path)
+    (tmp_path / "UPPER.PDF").write_bytes(b"%PDF")
+    (tmp_path / "notes.txt").write_text("not a pdf")
+    names = [p.relative_to(tmp_path).as_posix() for p in find_pdfs(tmp_path)]
+    assert names == ["UPPER.PDF", "broken.pdf", "orchard.pdf", "travel/ferries.pdf"]
+
+
+def test_pages_are_numbered_from_one_with_their_text(tmp_path: Path) -> None:
+    write_documents(tmp_path, broken=False)
+    document = read_pdf(tmp_path / "travel" / "ferries.pdf", tmp_path)
+    assert document.source == "travel/ferries.pdf"
+    assert [page.number for page in document.pages] == [1, 2]
+    assert "46 minutes" in document.pages[0].text
+    assert "07:15" in document.pages[1].text
+    assert len(document.sha256) == 64
+    assert document.has_text
+
+
+def test_pound_sign_survives_extraction(tmp_path: Path) -> None:
+    write_documents(tmp_path, broken=False)
+    pages = read_pdf(tmp_path / "orchard.pdf", tmp_path).pages
+    assert "£18 million" in pages[len(DOCUMENTS["orchard.pdf"]) - 1].text
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty file (0 bytes)"),
+        (b"just some text, named .pdf", "not a readable PDF"),
+        (BROKEN_PDF, "not a readable PDF"),
+    ],
+)
+def test_unreadable_files_raise_with_a_reason(tmp_path: Path, content: bytes, reason: str) -> None:
+    path = tmp_path / "bad.pdf"
+    path.write_bytes(content)
+    with pytest.raises(PdfReadError, match=re.escape(reason)):
+        read_pdf(path, tmp_path)
+
+
+def test_blank_pages_have_no_text(tmp_path: Path) -> None:
+    path = write_pdf(tmp_path / "blank.pdf", ["", ""])
+    document = read_pdf(path, tmp_path)
+    assert len(document.pages) == 2
+    assert not document.has_text
+
+
+def test_normalise_tidies_whitespace() -> None:
+    assert normalise("a  \t b\r\n\n\n\nc\x00d\u00a0e ") == "a b\n\ncd e"

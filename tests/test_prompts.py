@@ -1,0 +1,97 @@
+"""Chat formats (Llama-2 and GGUF templates, sandboxed) and fitting passages into the context."""
+
+from __future__ import annotations
+
+import pytest
+
+from docqa.errors import ModelError, UsageError
+from docqa.prompts import (
+    LLAMA2_CHAT,
+    SYSTEM_PROMPT,
+    choose_chat_format,
+    fit_passages,
+    format_passage,
+    qa_prompt_template,
+)
+
+# SmolLM2-135M-Instruct's template, as its GGUF file stores it.
+CHATML = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+    "Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + "
+    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+NO_SYSTEM = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
+    "{% endif %}{{ bos_token }}<turn>{{ m['content'] }}</turn>{% endfor %}<model>"
+)
+
+
+def test_llama2_chat_format() -> None:
+    assert LLAMA2_CHAT.render("Be brief.", "Hi?") == (
+        "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi? [/INST]"
+    )
+    assert choose_chat_format("auto", None, "<s>", "</s>", "m.bin") is LLAMA2_CHAT
+    assert choose_chat_format("llama2", CHATML, "", "", "m.gguf") is LLAMA2_CHAT
+
+
+def test_gguf_template_is_used_when_present() -> None:
+    chat = choose_chat_format("auto", CHATML, "", "<|im_end|>", "smol.gguf")
+    assert chat.render("SYS", "USER") == (
+        "<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\nUSER<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+
+
+def test_template_without_system_role_gets_it_folded_into_the_user_turn() -> None:
+    chat = choose_chat_format("template", NO_SYSTEM, "<bos>", "", "gemma.gguf")
+    assert chat.render("SYS", "USER") == "<bos><turn>SYS\n\nUSER</turn><model>"
+
+
+def test_template_setting_requires_a_template() -> None:
+    with pytest.raises(ModelError, match="has no chat template"):
+        choose_chat_format("template", None, "", "", "m.gguf")
+
+
+def test_templates_from_model_files_run_in_a_sandbox() -> None:
+    evil = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+    chat = choose_chat_format("auto", evil, "", "", "evil.gguf")
+    with pytest.raises(ModelError, match="cannot be rendered"):
+        chat.render("SYS", "USER")
+
+
+def test_qa_prompt_template_keeps_only_its_two_slots() -> None:
+    chat = choose_chat_format("auto", "{{ '{literal}' }}" + CHATML, "", "", "m.gguf")
+    text = qa_prompt_template(chat).format(context="CTX", question="Q?")
+    assert text.startswith("{literal}<|im_start|>system\n" + SYSTEM_PROMPT)
+    assert "Passages:\n\nCTX\n\nQuestion: Q?" in text
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+PASSAGES = [
+    {"source": "a.pdf", "page": 1, "text": "one two three"},
+    {"source": "b.pdf", "page": 2, "text": " ".join(["long"] * 50)},
+    {"source": "c.pdf", "page": 3, "text": "four five"},
+]
+
+
+def test_fit_keeps_rank_order_and_skips_what_does_not_fit() -> None:
+    template = "{context} || {question}"
+    kept, dropped = fit_passages("why?", PASSAGES, template, words, budget=20)
+    assert kept == [0, 2]
+    assert dropped == [1]
+    context = "\n\n".join(
+        format_passage(n, PASSAGES[i]["source"], PASSAGES[i]["page"], PASSAGES[i]["text"])
+        for n, i in enumerate(kept, 1)
+    )
+    assert words(template.format(context=context, question="why?")) <= 20
+    assert fit_passages("why?", PASSAGES, template, words, budget=500) == ([0, 1, 2], [])
+
+
+def test_a_question_too_long_for_the_context_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="the question alone needs more than the 3 tokens"):
+        fit_passages("a b c d e", PASSAGES, "{context}{question}", words, budget=3)

@@ -1,0 +1,97 @@
+"""The ingest and QA services in-process, on the bundled sample and (when present) the 20-F."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from docqa.config import Settings, load_settings
+from docqa.errors import ConfigError, NoDocumentsError
+from docqa.ingest_service import IngestProgress, ingest
+from docqa.qa_service import QAService
+from tests.conftest import REPO, write_documents
+from tests.fixtures.pdfs import SAMPLE_NAME, SAMPLE_QUESTION, write_pdf, write_sample
+
+pytestmark = pytest.mark.slow
+
+
+def settings_for(data: Path, vectorstore: Path, **sections: dict) -> Settings:
+    return load_settings(
+        None, {"paths": {"data": data, "vectorstore": vectorstore}, **sections}, environ={}
+    )
+
+
+class Recorder(IngestProgress):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def start(self, files: int) -> None:
+        self.events.append(("start", files))
+
+    def file(self, source: str, pages: int) -> None:
+        self.events.append(("file", (source, pages)))
+
+    def pages(self, count: int) -> None:
+        self.events.append(("pages", count))
+
+    def chunks(self, count: int) -> None:
+        self.events.append(("chunks", count))
+
+
+def test_ingest_reports_progress_and_failures(tmp_path: Path) -> None:
+    data = write_documents(tmp_path / "data")
+    write_pdf(data / "scan.pdf", ["", "", ""])
+    recorder = Recorder()
+    report = ingest(settings_for(data, tmp_path / "vs"), recorder)
+    assert [f.source for f in report.files] == ["orchard.pdf", "travel/ferries.pdf"]
+    assert (report.pages, report.chunks) == (5, 5)
+    assert dict(report.skipped)["scan.pdf"].startswith("no extractable text on its 3 pages")
+    assert "OCR" in dict(report.skipped)["scan.pdf"]
+    assert "not a readable PDF" in dict(report.skipped)["broken.pdf"]
+    assert recorder.events[0] == ("start", 4)
+    assert sum(n for kind, n in recorder.events if kind == "pages") == 5
+    assert sum(n for kind, n in recorder.events if kind == "chunks") == 5
+
+
+def test_ingest_refuses_chunks_the_model_would_truncate(tmp_path: Path) -> None:
+    data = write_documents(tmp_path / "data")
+    with pytest.raises(ConfigError, match="reads at most 254 word pieces"):
+        ingest(settings_for(data, tmp_path / "vs", chunking={"chunk_tokens": 300}))
+
+
+def test_missing_data_folder(tmp_path: Path) -> None:
+    with pytest.raises(NoDocumentsError, match="does not exist"):
+        ingest(settings_for(tmp_path / "nowhere", tmp_path / "vs"))
+
+
+def test_bundled_sample_is_reproducible(tmp_path: Path) -> None:
+    regenerated = write_sample(tmp_path)
+    assert regenerated.read_bytes() == (REPO / "data" / SAMPLE_NAME).read_bytes()
+
+
+def test_demo_question_on_the_bundled_sample(tmp_path: Path) -> None:
+    settings = settings_for(REPO / "data", tmp_path / "vs", llm={"model": tmp_path / "no.bin"})
+    ingest(settings)
+    service = QAService(settings)
+    answer = service.ask(SAMPLE_QUESTION)
+    assert "£42 million" in (answer.answer or "")
+    assert (answer.sources[0].source, answer.sources[0].page) == (SAMPLE_NAME, 2)
+    assert service.notices
+    assert "SmolLM2" in service.notices[0]
+    assert answer.completion
+    assert answer.completion.prompt_tokens <= 4096 - 256
+
+
+def test_showcase_adidas_question(tmp_path: Path, showcase_pdf: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / showcase_pdf.name).symlink_to(showcase_pdf)
+    settings = settings_for(data, tmp_path / "vs", llm={"model": tmp_path / "no.bin"})
+    report = ingest(settings)
+    assert (len(report.files), report.pages) == (1, 177)
+    answer = QAService(settings).ask("How much is the minimum guarantee payable by adidas?")
+    assert "£750 million" in (answer.answer or "")
+    pages_stating_it = {53, 54, 75}
+    assert answer.sources[0].page in pages_stating_it
+    assert "£750 million" in answer.sources[0].text

@@ -1,0 +1,169 @@
+"""The index on disk: round trip, no pickle, refusing damaged or foreign indexes, atomic switch."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from docqa.chunking import Chunk
+from docqa.errors import VectorStoreError
+from docqa.store import (
+    CHUNKS,
+    CURRENT,
+    INDEX,
+    MANIFEST,
+    EmbeddingInfo,
+    FileEntry,
+    Manifest,
+    VectorStore,
+    write_store,
+)
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def build(folder: Path, texts: list[str], seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((len(texts), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = [Chunk("a.pdf", i + 1, text, 3) for i, text in enumerate(texts)]
+    manifest = Manifest(
+        docqa_version="test",
+        created_at="2026-01-01T00:00:00+00:00",
+        embedding=EmbeddingInfo(model=MODEL, dimension=8, max_tokens=254),
+        chunking={"chunk_tokens": 200, "overlap_tokens": 32},
+        files=[FileEntry(source="a.pdf", sha256="0" * 64, pages=len(texts), chunks=len(texts))],
+    )
+    write_store(folder, manifest, chunks, vectors)
+    return vectors
+
+
+def generation(folder: Path) -> Path:
+    return folder / (folder / CURRENT).read_text().strip()
+
+
+def test_round_trip_and_search(tmp_path: Path) -> None:
+    vectors = build(tmp_path, ["alpha", "beta", "gamma"])
+    store = VectorStore.open(tmp_path, MODEL)
+    hits = store.search(vectors[1], k=2)
+    assert (hits[0].text, hits[0].page) == ("beta", 2)
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert len(hits) == 2
+    assert hits[1].score < hits[0].score
+    assert len(store.search(vectors[0], k=10)) == 3
+
+
+def test_loading_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build(tmp_path, ["alpha", "beta"])
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the index must not be unpickled")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    assert len(VectorStore.open(tmp_path, MODEL).chunks) == 2
+    files = sorted(p.name for p in generation(tmp_path).iterdir())
+    assert files == sorted([CHUNKS, INDEX, MANIFEST])
+
+
+def damage_chunks(path: Path) -> None:
+    path.write_text(path.read_text().replace("alpha", "omega"))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-10])
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "message"),
+    [
+        (CHUNKS, damage_chunks, "chunks.jsonl does not match its checksum"),
+        (INDEX, truncate, "index.faiss does not match its checksum"),
+        (MANIFEST, truncate, "unreadable manifest.json"),
+        (MANIFEST, lambda p: p.write_text("[]"), "format version None"),
+    ],
+)
+def test_damaged_index_is_refused(tmp_path: Path, name: str, damage, message: str) -> None:  # type: ignore[no-untyped-def]
+    build(tmp_path, ["alpha", "beta"])
+    damage(generation(tmp_path) / name)
+    with pytest.raises(VectorStoreError, match=message) as error:
+        VectorStore.open(tmp_path, MODEL)
+    assert "run `python ingest.py`" in str(error.value)
+
+
+def edit_manifest(folder: Path, **changes: object) -> None:
+    path = generation(folder) / MANIFEST
+    manifest = json.loads(path.read_text())
+    for dotted, value in changes.items():
+        target = manifest
+        *parents, last = dotted.split("__")
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    path.write_text(json.dumps(manifest))
+
+
+def test_other_format_version_is_refused(tmp_path: Path) -> None:
+    build(tmp_path, ["alpha"])
+    edit_manifest(tmp_path, format_version=99)
+    with pytest.raises(VectorStoreError, match="format version 99, and this docqa reads version 1"):
+        VectorStore.open(tmp_path, MODEL)
+
+
+def test_other_embedding_model_is_refused(tmp_path: Path) -> None:
+    build(tmp_path, ["alpha"])
+    with pytest.raises(VectorStoreError, match=r"built with embedding model .*all-MiniLM-L6-v2"):
+        VectorStore.open(tmp_path, "intfloat/e5-small")
+
+
+def test_inconsistent_dimension_is_refused(tmp_path: Path) -> None:
+    build(tmp_path, ["alpha"])
+    edit_manifest(tmp_path, embedding__dimension=384)
+    with pytest.raises(VectorStoreError, match="inconsistent"):
+        VectorStore.open(tmp_path, MODEL)
+
+
+@pytest.mark.parametrize("pointer", ["../../etc", "gen-missing", "", "gen-a/../../x"])
+def test_current_pointer_cannot_leave_the_folder(tmp_path: Path, pointer: str) -> None:
+    build(tmp_path, ["alpha"])
+    (tmp_path / CURRENT).write_text(pointer)
+    with pytest.raises(VectorStoreError, match="bad CURRENT"):
+        VectorStore.open(tmp_path, MODEL)
+
+
+def test_missing_index_says_run_ingest(tmp_path: Path) -> None:
+    with pytest.raises(VectorStoreError, match=r"no index in .*: run `python ingest.py` first"):
+        VectorStore.open(tmp_path / "vectorstore", MODEL)
+
+
+def test_new_index_replaces_the_old_one_whole(tmp_path: Path) -> None:
+    build(tmp_path, ["old"])
+    first = generation(tmp_path)
+    build(tmp_path, ["new one", "new two"], seed=1)
+    assert not first.exists(), "the previous generation is removed after the switch"
+    assert [c.text for c in VectorStore.open(tmp_path, MODEL).chunks] == ["new one", "new two"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [CURRENT, generation(tmp_path).name]
+    )
+
+
+def test_failed_write_leaves_the_previous_index_usable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faiss
+
+    build(tmp_path, ["old"])
+
+    def disk_full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(faiss, "write_index", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        build(tmp_path, ["new"])
+    assert [c.text for c in VectorStore.open(tmp_path, MODEL).chunks] == ["old"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".staging-")]
