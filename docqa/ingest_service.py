@@ -13,12 +13,12 @@ from docqa.chunking import Chunk, Chunker
 from docqa.config import Settings
 from docqa.embeddings import Embedder
 from docqa.errors import ConfigError, NoDocumentsError
-from docqa.loading import PdfReadError, find_pdfs, read_pdf
+from docqa.loading import PdfReadError, find_pdfs, open_pdf
 from docqa.store import EmbeddingInfo, FileEntry, Manifest, write_store
 
 log = logging.getLogger(__name__)
 
-EMBED_SLICE = 256  # chunks per progress step while embedding
+EMBED_SLICE = 64  # chunks embedded per call, so progress moves every second or so
 
 
 class IngestProgress:
@@ -30,11 +30,11 @@ class IngestProgress:
     def file(self, source: str, pages: int) -> None:
         """Opened one file (0 pages when it could not be read)."""
 
-    def pages(self, count: int) -> None:
-        """Chunked `count` more pages."""
+    def page(self, chunks: int) -> None:
+        """Read one more page, which gave `chunks` chunks."""
 
-    def chunks(self, count: int) -> None:
-        """Embedded `count` more chunks."""
+    def embedded(self, chunks: int) -> None:
+        """Embedded `chunks` more chunks."""
 
 
 @dataclass
@@ -81,38 +81,37 @@ def ingest(settings: Settings, progress: IngestProgress | None = None) -> Ingest
     for path in pdfs:
         source = path.relative_to(data).as_posix()
         try:
-            document = read_pdf(path, data)
+            pdf = open_pdf(path, data)
         except PdfReadError as exc:
             report.skipped.append((source, str(exc)))
             progress.file(source, 0)
             continue
-        progress.file(source, len(document.pages))
-        if document.unreadable_pages:
+        progress.file(source, pdf.page_count)
+        chunks: list[Chunk] = []
+        for page in pdf.pages():
+            found = chunker.split(page)
+            chunks.extend(found)
+            progress.page(len(found))
+        if pdf.unreadable_pages:
             report.warnings.append(
-                f"{source}: no text from pages {_ranges(document.unreadable_pages)} (damaged)"
+                f"{source}: no text from pages {_ranges(pdf.unreadable_pages)} (damaged)"
             )
-        if not document.has_text:
+        if not chunks:
             report.skipped.append(
                 (
                     source,
-                    f"no extractable text on its {len(document.pages)} pages "
+                    f"no extractable text on its {pdf.page_count} pages "
                     "(scanned? docqa does not do OCR)",
                 )
             )
             continue
-        chunks: list[Chunk] = []
-        for page in document.pages:
-            chunks.extend(chunker.split(page))
-            progress.pages(1)
         for start in range(0, len(chunks), EMBED_SLICE):
             batch = chunks[start : start + EMBED_SLICE]
             vectors.append(embedder.embed([chunk.text for chunk in batch]))
-            progress.chunks(len(batch))
+            progress.embedded(len(batch))
         all_chunks.extend(chunks)
         report.files.append(
-            FileEntry(
-                source=source, sha256=document.sha256, pages=len(document.pages), chunks=len(chunks)
-            )
+            FileEntry(source=source, sha256=pdf.sha256, pages=pdf.page_count, chunks=len(chunks))
         )
 
     if not all_chunks:

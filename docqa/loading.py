@@ -6,8 +6,10 @@ import hashlib
 import io
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -19,16 +21,25 @@ class Page:
     text: str
 
 
-@dataclass(frozen=True)
-class PdfDocument:
+@dataclass
+class PdfFile:
+    """An opened PDF; `pages()` extracts its text one page at a time."""
+
     source: str
     sha256: str
-    pages: list[Page]
-    unreadable_pages: list[int]  # 1-based numbers of pages pypdf could not extract
+    page_count: int
+    _reader: Any = field(repr=False)
+    unreadable_pages: list[int] = field(default_factory=list)  # filled while reading
 
-    @property
-    def has_text(self) -> bool:
-        return any(page.text for page in self.pages)
+    def pages(self) -> Iterator[Page]:
+        for number, raw_page in enumerate(self._reader.pages, start=1):
+            try:
+                text = normalise(raw_page.extract_text() or "")
+            except Exception as exc:  # pypdf raises many types on damaged pages; keep the rest
+                log.debug("page %d of %s: %s", number, self.source, exc)
+                self.unreadable_pages.append(number)
+                text = ""
+            yield Page(self.source, number, text)
 
 
 class PdfReadError(Exception):
@@ -42,13 +53,12 @@ def find_pdfs(folder: Path) -> list[Path]:
     )
 
 
-def read_pdf(path: Path, folder: Path) -> PdfDocument:
-    """Read one PDF into pages of normalised text. Raises PdfReadError with the reason."""
+def open_pdf(path: Path, folder: Path) -> PdfFile:
+    """Open one PDF (decrypting it with an empty password if needed), or say why not."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # font warnings are noise for users
-    source = path.relative_to(folder).as_posix()
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -59,20 +69,11 @@ def read_pdf(path: Path, folder: Path) -> PdfDocument:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise PdfReadError("encrypted, and it needs a password")
-        raw_pages = list(reader.pages)
+        page_count = len(reader.pages)
     except (PyPdfError, ValueError, TypeError, KeyError, OSError) as exc:
         raise PdfReadError(f"not a readable PDF ({exc})") from exc
-
-    pages, unreadable = [], []
-    for number, raw_page in enumerate(raw_pages, start=1):
-        try:
-            text = normalise(raw_page.extract_text() or "")
-        except Exception as exc:  # pypdf raises many types on damaged pages; keep the rest
-            log.debug("page %d of %s: %s", number, source, exc)
-            unreadable.append(number)
-            text = ""
-        pages.append(Page(source=source, number=number, text=text))
-    return PdfDocument(source, hashlib.sha256(data).hexdigest(), pages, unreadable)
+    source = path.relative_to(folder).as_posix()
+    return PdfFile(source, hashlib.sha256(data).hexdigest(), page_count, reader)
 
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")

@@ -54,12 +54,16 @@ def write_documents(folder: Path, broken: bool = True) -> Path:
 
 
 def run_cli(
-    script: str, *args: str, cwd: Path, env: dict[str, str] | None = None
+    script: str,
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    wrapper: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Run ingest.py or main.py as a user would, in `cwd`, and capture its output."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DOCQA_")}
     return subprocess.run(
-        [sys.executable, str(REPO / script), *args],
+        [*wrapper, sys.executable, str(REPO / script), *args],
         cwd=cwd,
         env={**environment, **(env or {})},
         capture_output=True,

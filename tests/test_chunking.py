@@ -10,7 +10,7 @@ import pytest
 
 from docqa.chunking import Chunker
 from docqa.embeddings import Embedder
-from docqa.loading import Page, read_pdf
+from docqa.loading import Page, open_pdf
 
 WORDS = [
     *("the", "revenue", "of", "£583.2", "million,", "rose", "by", "18.0%"),
@@ -83,9 +83,9 @@ def test_overlap_must_be_less_than_half(embedder: Embedder) -> None:
 def test_no_chunk_of_the_showcase_document_is_truncated(
     embedder: Embedder, showcase_pdf: Path
 ) -> None:
-    document = read_pdf(showcase_pdf, showcase_pdf.parent)
+    pdf = open_pdf(showcase_pdf, showcase_pdf.parent)
     chunker = Chunker(embedder.tokenizer, chunk_tokens=embedder.max_tokens, overlap_tokens=32)
-    chunks = [chunk for page in document.pages for chunk in chunker.split(page)]
-    assert len(document.pages) == 177
+    chunks = [chunk for page in pdf.pages() for chunk in chunker.split(page)]
+    assert pdf.page_count == 177
     assert len(chunks) > 600
     assert_fits(embedder, chunks, embedder.max_tokens)

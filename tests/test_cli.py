@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,17 @@ def test_ctransformers_answers_through_the_whole_pipeline(project: Path, tiny_gg
     assert result["model"] == {"path": str(tiny_ggml), "backend": "ctransformers"}
     assert result["usage"]["completion_tokens"] > 0  # random weights: tokens, not sense
     assert isinstance(result["answer"], str)
+
+
+def test_answers_without_any_network(project: Path) -> None:
+    no_network = ("unshare", "--map-root-user", "--net")  # a namespace with no interfaces
+    probe = subprocess.run([*no_network, "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a network namespace here: {probe.stderr.decode().strip()}")
+    question, answer, _, _ = FACTS[0]
+    result = run_cli("main.py", question, "--json", cwd=project, wrapper=no_network)
+    assert result.returncode == 0, result.stderr
+    assert answer in json.loads(result.stdout)["answer"]
 
 
 def test_no_pdfs_is_one_clear_line(tmp_path: Path) -> None:

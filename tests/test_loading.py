@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from docqa.loading import PdfReadError, find_pdfs, normalise, read_pdf
+from docqa.loading import PdfReadError, find_pdfs, normalise, open_pdf
 from tests.conftest import BROKEN_PDF, DOCUMENTS, write_documents
 from tests.fixtures.pdfs import write_pdf
 
@@ -22,18 +22,18 @@ def test_find_pdfs_is_recursive_sorted_and_case_insensitive(tmp_path: Path) -> N
 
 def test_pages_are_numbered_from_one_with_their_text(tmp_path: Path) -> None:
     write_documents(tmp_path, broken=False)
-    document = read_pdf(tmp_path / "travel" / "ferries.pdf", tmp_path)
-    assert document.source == "travel/ferries.pdf"
-    assert [page.number for page in document.pages] == [1, 2]
-    assert "46 minutes" in document.pages[0].text
-    assert "07:15" in document.pages[1].text
-    assert len(document.sha256) == 64
-    assert document.has_text
+    pdf = open_pdf(tmp_path / "travel" / "ferries.pdf", tmp_path)
+    assert (pdf.source, pdf.page_count, len(pdf.sha256)) == ("travel/ferries.pdf", 2, 64)
+    pages = list(pdf.pages())
+    assert [page.number for page in pages] == [1, 2]
+    assert "46 minutes" in pages[0].text
+    assert "07:15" in pages[1].text
+    assert not pdf.unreadable_pages
 
 
 def test_pound_sign_survives_extraction(tmp_path: Path) -> None:
     write_documents(tmp_path, broken=False)
-    pages = read_pdf(tmp_path / "orchard.pdf", tmp_path).pages
+    pages = list(open_pdf(tmp_path / "orchard.pdf", tmp_path).pages())
     assert "£18 million" in pages[len(DOCUMENTS["orchard.pdf"]) - 1].text
 
 
@@ -49,14 +49,13 @@ def test_unreadable_files_raise_with_a_reason(tmp_path: Path, content: bytes, re
     path = tmp_path / "bad.pdf"
     path.write_bytes(content)
     with pytest.raises(PdfReadError, match=re.escape(reason)):
-        read_pdf(path, tmp_path)
+        open_pdf(path, tmp_path)
 
 
 def test_blank_pages_have_no_text(tmp_path: Path) -> None:
     path = write_pdf(tmp_path / "blank.pdf", ["", ""])
-    document = read_pdf(path, tmp_path)
-    assert len(document.pages) == 2
-    assert not document.has_text
+    pages = list(open_pdf(path, tmp_path).pages())
+    assert [page.text for page in pages] == ["", ""]
 
 
 def test_normalise_tidies_whitespace() -> None:

@@ -32,11 +32,11 @@ class Recorder(IngestProgress):
     def file(self, source: str, pages: int) -> None:
         self.events.append(("file", (source, pages)))
 
-    def pages(self, count: int) -> None:
-        self.events.append(("pages", count))
+    def page(self, chunks: int) -> None:
+        self.events.append(("page", chunks))
 
-    def chunks(self, count: int) -> None:
-        self.events.append(("chunks", count))
+    def embedded(self, chunks: int) -> None:
+        self.events.append(("embedded", chunks))
 
 
 def test_ingest_reports_progress_and_failures(tmp_path: Path) -> None:
@@ -50,8 +50,13 @@ def test_ingest_reports_progress_and_failures(tmp_path: Path) -> None:
     assert "OCR" in dict(report.skipped)["scan.pdf"]
     assert "not a readable PDF" in dict(report.skipped)["broken.pdf"]
     assert recorder.events[0] == ("start", 4)
-    assert sum(n for kind, n in recorder.events if kind == "pages") == 5
-    assert sum(n for kind, n in recorder.events if kind == "chunks") == 5
+    assert [n for kind, n in recorder.events if kind == "file"][:2] == [
+        ("broken.pdf", 0),
+        ("orchard.pdf", 3),
+    ]
+    assert len([n for kind, n in recorder.events if kind == "page"]) == 5 + 3  # scan.pdf too
+    assert sum(n for kind, n in recorder.events if kind == "page") == 5
+    assert sum(n for kind, n in recorder.events if kind == "embedded") == 5
 
 
 def test_ingest_refuses_chunks_the_model_would_truncate(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ class RichIngestProgress(IngestProgress):
         )
         self._files = self._progress.add_task("files", total=None, detail="")
         self._pages = self._progress.add_task("pages", total=0, detail="")
-        self._chunks = self._progress.add_task("chunks", total=None, detail="embedded")
+        self._chunks = self._progress.add_task("embedded", total=0, detail="chunks")
 
     def __enter__(self) -> RichIngestProgress:
         self._progress.start()
@@ -45,8 +45,10 @@ class RichIngestProgress(IngestProgress):
         total = self._progress.tasks[self._pages].total or 0
         self._progress.update(self._pages, total=total + pages)
 
-    def pages(self, count: int) -> None:
-        self._progress.update(self._pages, advance=count)
+    def page(self, chunks: int) -> None:
+        self._progress.update(self._pages, advance=1)
+        total = self._progress.tasks[self._chunks].total or 0
+        self._progress.update(self._chunks, total=total + chunks)
 
-    def chunks(self, count: int) -> None:
-        self._progress.update(self._chunks, advance=count)
+    def embedded(self, chunks: int) -> None:
+        self._progress.update(self._chunks, advance=chunks)
