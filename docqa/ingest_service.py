@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,8 +14,6 @@ from docqa.embeddings import Embedder
 from docqa.errors import ConfigError, NoDocumentsError
 from docqa.loading import PdfReadError, find_pdfs, open_pdf
 from docqa.store import EmbeddingInfo, FileEntry, Manifest, write_store
-
-log = logging.getLogger(__name__)
 
 EMBED_SLICE = 64  # chunks embedded per call, so progress moves every second or so
 
