@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from docqa.config import Settings, load_settings
-from docqa.errors import ConfigError, NoDocumentsError
+from docqa.errors import ConfigError, NoDocumentsError, VectorStoreError
 from docqa.ingest_service import IngestProgress, ingest
 from docqa.qa_service import QAService
 from tests.conftest import REPO, write_documents
@@ -100,3 +100,12 @@ def test_showcase_adidas_question(tmp_path: Path, showcase_pdf: Path) -> None:
     pages_stating_it = {53, 54, 75}
     assert answer.sources[0].page in pages_stating_it
     assert "£750 million" in answer.sources[0].text
+
+
+def test_index_of_another_dimension_is_refused(tmp_path: Path) -> None:
+    from tests.test_store import build
+
+    build(tmp_path / "vs", ["eight-dimension vectors"])  # manifest names MiniLM, 8 dimensions
+    service = QAService(settings_for(tmp_path / "data", tmp_path / "vs"))
+    with pytest.raises(VectorStoreError, match=r"holds 8-dimension vectors, but .* makes 384"):
+        service.load(with_llm=False)
