@@ -16,7 +16,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 export POETRY_VIRTUALENVS_IN_PROJECT := true
 
-.PHONY: setup demo test lint sample
+.PHONY: setup demo test lint sample quality
 
 setup: .venv/.installed
 
@@ -31,6 +31,12 @@ lint: setup
 	$(POETRY) run ruff check .
 	$(POETRY) run ruff format --check .
 	$(POETRY) run mypy
+
+# Quality of docqa's variants and of the reference pipeline on the 20-F question set
+# (needs ../shared/data/manu-20f-2022-09-24.pdf; about 25 minutes).
+quality: setup
+	$(POETRY) install --with bench
+	$(POETRY) run python -m bench.quality
 
 # Regenerate the bundled sample PDF from the text in tests/fixtures/pdfs.py.
 sample: setup

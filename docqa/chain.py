@@ -22,7 +22,7 @@ from langchain_core.prompts import PromptTemplate
 from langchain_core.retrievers import BaseRetriever
 
 from docqa.llm import Completion, LocalLLM
-from docqa.prompts import PASSAGE_SEPARATOR, PASSAGE_TEMPLATE, qa_prompt_template
+from docqa.prompts import ANSWER_STOPS, PASSAGE_SEPARATOR, PASSAGE_TEMPLATE, qa_prompt_template
 
 Passage = dict[str, Any]  # n, source, page, text, score
 
@@ -35,17 +35,14 @@ class ChainResult:
 
 
 def answer_with_chain(
-    question: str,
-    retrieve: Callable[[str], list[Passage]],
-    llm: LocalLLM,
-    on_text: Callable[[str], None] | None = None,
+    question: str, retrieve: Callable[[str], list[Passage]], llm: LocalLLM
 ) -> ChainResult:
     """Run RetrievalQA ("stuff") on one question; `retrieve` returns the passages that fit."""
     prompt = PromptTemplate(
         template=qa_prompt_template(llm.chat_format), input_variables=["context", "question"]
     )
     passage_prompt = PromptTemplate(
-        template=PASSAGE_TEMPLATE, input_variables=["page_content", "n", "source", "page"]
+        template=PASSAGE_TEMPLATE, input_variables=["page_content", "n"]
     )
     recorder = _CompletionRecorder()
     with warnings.catch_warnings():
@@ -53,7 +50,7 @@ def answer_with_chain(
         # around; the warning is addressed to us, not to our users.
         warnings.simplefilter("ignore", LangChainDeprecationWarning)
         chain = RetrievalQA.from_chain_type(
-            llm=_LangChainLLM(model=llm, on_text=on_text),
+            llm=_LangChainLLM(model=llm),
             chain_type="stuff",
             retriever=_LangChainRetriever(retrieve=retrieve),
             return_source_documents=True,
@@ -84,7 +81,6 @@ class _LangChainRetriever(BaseRetriever):
 
 class _LangChainLLM(BaseLLM):
     model: Any  # LocalLLM; Any because LangChain validates fields with pydantic
-    on_text: Callable[[str], None] | None = None
 
     @property
     def _llm_type(self) -> str:
@@ -97,15 +93,11 @@ class _LangChainLLM(BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        def on_text(text: str) -> None:
-            if run_manager:
-                run_manager.on_llm_new_token(text)
-            if self.on_text:
-                self.on_text(text)
-
+        on_text = run_manager.on_llm_new_token if run_manager else None
         generations = []
         for prompt in prompts:
-            completion = self.model.complete(prompt, stop=stop or (), on_text=on_text)
+            stops = (*ANSWER_STOPS, *(stop or ()))
+            completion = self.model.complete(prompt, stop=stops, on_text=on_text)
             generations.append(
                 [Generation(text=completion.text, generation_info=asdict(completion))]
             )

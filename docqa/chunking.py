@@ -7,7 +7,9 @@ end, then a line break, in the second half of the window.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_right
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from docqa.loading import Page
@@ -24,36 +26,69 @@ class Chunk:
     tokens: int  # word pieces of the embedding model, without its special tokens
 
 
+_PAGE_BREAK = "\n\n"
+
 # Boundary classes, best first.
 _PARAGRAPH, _SENTENCE, _LINE, _WORD = range(4)
 _SENTENCE_ENDS = (".", "!", "?", ":", ";")
 
 
 class Chunker:
-    """Splits pages into chunks of at most `chunk_tokens` word pieces, overlapping by `overlap`."""
+    """Splits pages into chunks of at most `chunk_tokens` word pieces, overlapping by `overlap`.
 
-    def __init__(self, tokenizer: Tokenizer, chunk_tokens: int, overlap_tokens: int) -> None:
+    With `cross_page`, a document's pages are chunked as one text (a page break counts as a
+    paragraph break) and each chunk is attributed to the page it starts on.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        chunk_tokens: int,
+        overlap_tokens: int,
+        cross_page: bool = False,
+    ) -> None:
         if overlap_tokens >= chunk_tokens // 2:
             raise ValueError("overlap_tokens must be less than half of chunk_tokens")
         self._tokenizer = tokenizer
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
+        self.cross_page = cross_page
 
     def split(self, page: Page) -> list[Chunk]:
-        text = page.text
+        return [
+            Chunk(page.source, page.number, page.text[start:end], tokens)
+            for start, end, tokens in self._spans(page.text)
+        ]
+
+    def split_document(self, pages: list[Page]) -> list[Chunk]:
+        if not self.cross_page:
+            return [chunk for page in pages for chunk in self.split(page)]
+        starts, parts, length = [], [], 0
+        for page in pages:
+            starts.append(length)
+            parts.append(page.text)
+            length += len(page.text) + len(_PAGE_BREAK)
+        text = _PAGE_BREAK.join(parts)
+        source = pages[0].source
+        return [
+            Chunk(source, pages[bisect_right(starts, start) - 1].number, text[start:end], tokens)
+            for start, end, tokens in self._spans(text)
+        ]
+
+    def _spans(self, text: str) -> list[tuple[int, int, int]]:
+        """(start, end, word pieces) of each chunk of `text`, in characters."""
         offsets = self._tokenizer.encode(text, add_special_tokens=False).offsets
-        chunks: list[Chunk] = []
+        spans: list[tuple[int, int, int]] = []
         start, count = 0, len(offsets)
         while start < count:
             end = min(start + self.chunk_tokens, count)
             if end < count:
                 end = self._cut(text, offsets, start, end)
-            piece = text[offsets[start][0] : offsets[end - 1][1]]
-            chunks.append(Chunk(page.source, page.number, piece, end - start))
+            spans.append((offsets[start][0], offsets[end - 1][1], end - start))
             if end == count:
                 break
             start = self._next_start(text, offsets, start, end)
-        return chunks
+        return spans
 
     def _cut(self, text: str, offsets: list[tuple[int, int]], start: int, end: int) -> int:
         """The best token index to end a chunk at, within the second half of the window."""
@@ -84,3 +119,17 @@ def _boundary_class(text: str, offsets: list[tuple[int, int]], index: int) -> in
     if text[offsets[index - 1][1] - 1] in _SENTENCE_ENDS:
         return _SENTENCE
     return _LINE if "\n" in gap else _WORD
+
+
+def strip_boilerplate(pages: list[Page], share: float = 0.2) -> list[Page]:
+    """Pages without running headers and footers: lines of 12+ characters repeated on at
+    least `share` of a document's pages (and 3 or more), and a page number as the last line."""
+    seen = Counter(line for page in pages for line in set(page.text.split("\n")) if len(line) >= 12)
+    repeated = {line for line, count in seen.items() if count >= max(3, share * len(pages))}
+    cleaned = []
+    for page in pages:
+        lines = [line for line in page.text.split("\n") if line not in repeated]
+        if lines and lines[-1].isdigit():
+            lines.pop()
+        cleaned.append(replace(page, text="\n".join(lines).strip()))
+    return cleaned

@@ -48,10 +48,55 @@ class ChunkingSettings(_Section):
         "model's input (254 for all-MiniLM-L6-v2), so no chunk is ever truncated.",
     )
     overlap_tokens: int = Field(32, ge=0, description="Word pieces shared by neighbouring chunks.")
+    cross_page: bool = Field(
+        False, description="Let chunks run across page breaks (each keeps its first page)."
+    )
+    strip_boilerplate: bool = Field(
+        True, description="Drop running headers, footers and page numbers before chunking."
+    )
 
 
 class RetrievalSettings(_Section):
     k: int = Field(2, ge=1, le=100, description="Chunks retrieved per question.")
+    mode: Literal["hybrid", "vector", "keyword"] = Field(
+        "hybrid", description="hybrid: vector and BM25 keyword search, fused by reciprocal rank."
+    )
+    candidates: int = Field(50, ge=1, description="Chunks each search proposes before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    vector_weight: float = Field(
+        0.3, ge=0.0, description="Weight of vector search in the fusion; keyword search has 1."
+    )
+    mmr_lambda: float = Field(
+        1.0, ge=0.0, le=1.0, description="Maximal marginal relevance weight; 1 turns it off."
+    )
+    neighbours: int = Field(
+        0, ge=0, le=3, description="Chunks either side added to each passage the LLM reads."
+    )
+    min_score: float = Field(
+        0.25,
+        ge=-1.0,
+        le=1.0,
+        description="When no retrieved chunk is this similar to the question, answer that "
+        "the documents do not say, without calling the LLM.",
+    )
+
+
+class AnswerSettings(_Section):
+    reads: Literal["evidence", "passages"] = Field(
+        "evidence",
+        description="What the LLM reads: the sentences of the retrieved chunks that best "
+        "match the question, or the whole chunks.",
+    )
+    evidence_sentences: int = Field(2, ge=1, description="Sentences the LLM reads (evidence).")
+    keyword_weight: float = Field(
+        1.0, ge=0.0, description="Weight of shared rare words, beside similarity, in evidence."
+    )
+    quote_unsupported: bool = Field(
+        True,
+        description="When the model's answer fails the grounding checks, quote the best "
+        "evidence sentence instead (if it scores at least min_quote_score).",
+    )
+    min_quote_score: float = Field(1.3, description="Evidence score needed to quote it.")
 
 
 class LLMSettings(_Section):
@@ -94,6 +139,7 @@ class Settings(_Section):
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
     llm: LLMSettings = LLMSettings()
 
 

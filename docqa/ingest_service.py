@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from docqa import __version__
-from docqa.chunking import Chunk, Chunker
+from docqa.chunking import Chunk, Chunker, strip_boilerplate
 from docqa.config import Settings
 from docqa.embeddings import Embedder
 from docqa.errors import ConfigError, NoDocumentsError
@@ -27,8 +27,11 @@ class IngestProgress:
     def file(self, source: str, pages: int) -> None:
         """Opened one file (0 pages when it could not be read)."""
 
-    def page(self, chunks: int) -> None:
-        """Read one more page, which gave `chunks` chunks."""
+    def page(self) -> None:
+        """Read one more page."""
+
+    def chunked(self, chunks: int) -> None:
+        """Split one more file into `chunks` chunks."""
 
     def embedded(self, chunks: int) -> None:
         """Embedded `chunks` more chunks."""
@@ -69,7 +72,9 @@ def ingest(settings: Settings, progress: IngestProgress | None = None) -> Ingest
             f"chunking.chunk_tokens is {chunking.chunk_tokens}, but {embedder.model_id} reads "
             f"at most {embedder.max_tokens} word pieces: lower it so no chunk is truncated"
         )
-    chunker = Chunker(embedder.tokenizer, chunking.chunk_tokens, chunking.overlap_tokens)
+    chunker = Chunker(
+        embedder.tokenizer, chunking.chunk_tokens, chunking.overlap_tokens, chunking.cross_page
+    )
 
     report = IngestReport(settings.paths.vectorstore)
     all_chunks: list[Chunk] = []
@@ -84,11 +89,14 @@ def ingest(settings: Settings, progress: IngestProgress | None = None) -> Ingest
             progress.file(source, 0)
             continue
         progress.file(source, pdf.page_count)
-        chunks: list[Chunk] = []
+        pages = []
         for page in pdf.pages():
-            found = chunker.split(page)
-            chunks.extend(found)
-            progress.page(len(found))
+            pages.append(page)
+            progress.page()
+        if chunking.strip_boilerplate:
+            pages = strip_boilerplate(pages)
+        chunks = chunker.split_document(pages)
+        progress.chunked(len(chunks))
         if pdf.unreadable_pages:
             report.warnings.append(
                 f"{source}: no text from pages {_ranges(pdf.unreadable_pages)} (damaged)"

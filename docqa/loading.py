@@ -77,11 +77,14 @@ def open_pdf(path: Path, folder: Path) -> PdfFile:
 
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
+_DOT_LEADERS = re.compile(r"(?:\s?\.){4,}")  # "Revenue ........ 583.2": table-of-contents dots
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
 def normalise(text: str) -> str:
-    """Tidy extracted text: one space between words, at most one blank line, no NULs."""
+    """Tidy extracted text: one space between words, at most one blank line, no NULs, and no
+    dot leaders (each dot would cost the embedding model a word piece)."""
     text = text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
+    text = _DOT_LEADERS.sub(" ", text)
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()

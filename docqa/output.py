@@ -17,6 +17,7 @@ def answer_json(answer: Answer) -> str:
     document: dict[str, Any] = {"question": answer.question}
     if answer.answer is not None:
         document["answer"] = answer.answer
+        document["abstained"] = answer.abstained
     document["sources"] = [
         {"n": s.n, "source": s.source, "page": s.page, "text": s.text, "score": round(s.score, 4)}
         for s in answer.sources
@@ -41,6 +42,7 @@ def answer_json(answer: Answer) -> str:
             "first_token_s": None if c.first_token_s is None else round(c.first_token_s, 3),
             "finish_reason": c.finish_reason,
         }
+        document["raw_answer"] = answer.raw_answer
         document["dropped_sources"] = answer.dropped
     return json.dumps(document, ensure_ascii=False)
 

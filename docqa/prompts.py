@@ -9,15 +9,17 @@ from typing import Any
 
 from docqa.errors import ModelError, UsageError
 
+# Short and plain: a 135M-parameter model follows one instruction, not five. Citations,
+# abstention and the removal of unsupported text are done by docqa.grounding afterwards.
 SYSTEM_PROMPT = (
-    "You answer questions about the user's documents using only the numbered passages "
-    "given with the question. Copy numbers and names exactly as the passages write them. "
-    "If the passages do not contain the answer, say that the documents do not say. "
-    "Answer in one or two sentences."
+    "Answer the question in one sentence using only the passages. Copy numbers and names exactly."
 )
-USER_TEMPLATE = "Passages:\n\n{context}\n\nQuestion: {question}"
-PASSAGE_TEMPLATE = "[{n}] {source}, page {page}:\n{page_content}"
+USER_TEMPLATE = "{context}\n\nQuestion: {question}"
+PASSAGE_TEMPLATE = (
+    "[{n}] {page_content}"  # file and page would only tempt a small model to echo them
+)
 PASSAGE_SEPARATOR = "\n\n"
+ANSWER_STOPS = ("\n\n", "\nQuestion:")  # an answer is one paragraph; no invented next turn
 
 _CONTEXT_SLOT = "@@DOCQA_CONTEXT@@"
 _QUESTION_SLOT = "@@DOCQA_QUESTION@@"
@@ -85,7 +87,7 @@ def _template_format(template: str, bos_text: str, eos_text: str, model: str) ->
                     "set llm.prompt_format to llama2"
                 ) from exc
 
-    return ChatFormat("gguf-chat-template", render)
+    return ChatFormat("gguf-chat-template", render, stop=(eos_text,) if eos_text else ())
 
 
 def _raise_template_error(message: str) -> None:
@@ -101,8 +103,8 @@ def qa_prompt_template(chat_format: ChatFormat) -> str:
     return text.replace(_CONTEXT_SLOT, "{context}").replace(_QUESTION_SLOT, "{question}")
 
 
-def format_passage(n: int, source: str, page: int, text: str) -> str:
-    return PASSAGE_TEMPLATE.format(n=n, source=source, page=page, page_content=text)
+def format_passage(n: int, text: str) -> str:
+    return PASSAGE_TEMPLATE.format(n=n, page_content=text)
 
 
 def fit_passages(
@@ -114,14 +116,13 @@ def fit_passages(
 ) -> tuple[list[int], list[int]]:
     """Indices of passages (in rank order) whose prompt fits in `budget` tokens, and of the rest.
 
-    Each passage is a dict with source, page and text; it is numbered by its place among
-    those kept. A passage that does not fit is skipped and later, shorter ones are tried.
+    Each passage is a dict with its text; it is numbered by its place among those kept.
+    A passage that does not fit is skipped and later, shorter ones are tried.
     """
 
     def prompt_tokens(chosen: list[int]) -> int:
         context = PASSAGE_SEPARATOR.join(
-            format_passage(n, passages[i]["source"], passages[i]["page"], passages[i]["text"])
-            for n, i in enumerate(chosen, start=1)
+            format_passage(n, passages[i]["text"]) for n, i in enumerate(chosen, start=1)
         )
         return count_tokens(template.format(context=context, question=question))
 

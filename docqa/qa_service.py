@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from docqa.config import Settings
 from docqa.embeddings import Embedder
 from docqa.errors import UsageError, VectorStoreError
+from docqa.evidence import Evidence, select
+from docqa.grounding import ABSTENTION, ground
 from docqa.llm import Completion, LocalLLM, load_llm
 from docqa.prompts import fit_passages, qa_prompt_template
+from docqa.retrieval import retrieve
 from docqa.store import Hit, VectorStore
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,9 @@ class Answer:
     answer: str | None  # None with retrieve-only
     sources: list[Source]
     timings: Timings
-    completion: Completion | None = None
+    abstained: bool = False  # the answer says the documents do not say
+    completion: Completion | None = None  # None when the LLM was not called
+    raw_answer: str | None = None  # the model's text before grounding
     dropped: int = 0  # retrieved chunks left out because the context was full
     model_path: Path | None = None
     backend: str | None = None
@@ -77,60 +85,125 @@ class QAService:
                 self.notices.append(notice)
         self.load_s += time.perf_counter() - started
 
+    @property
+    def model_path(self) -> Path | None:
+        return self._llm.path if self._llm else None
+
+    @property
+    def index_chunking(self) -> dict[str, int | bool]:
+        """The chunk settings the loaded index was built with."""
+        return dict(self._store.manifest.chunking) if self._store else {}
+
     def search(self, question: str, k: int | None = None) -> list[Hit]:
-        """The k chunks closest to the question, best first."""
+        """The k chunks for the question, best first."""
         self.load(with_llm=False)
         assert self._store is not None
         assert self._embedder is not None
-        vector = self._embedder.embed([_clean(question)])[0]
-        return self._store.search(vector, k or self.settings.retrieval.k)
+        question = _clean(question)
+        vector = self._embedder.embed([question])[0]
+        settings = self.settings.retrieval
+        return retrieve(self._store, vector, question, k or settings.k, settings)
 
     def retrieve_only(self, question: str, k: int | None = None) -> Answer:
         started = time.perf_counter()
         hits = self.search(question, k)
         retrieve_s = time.perf_counter() - started
-        sources = [Source(n, h.source, h.page, h.text, h.score) for n, h in enumerate(hits, 1)]
-        return Answer(question, None, sources, self._timings(retrieve_s, None))
+        return Answer(question, None, _sources(hits), self._timings(retrieve_s, None))
 
-    def ask(
-        self, question: str, k: int | None = None, on_text: Callable[[str], None] | None = None
-    ) -> Answer:
-        """Retrieve, fit the passages into the model's context, and answer with the chain."""
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        """Retrieve; below the relevance threshold, decline without the LLM. Otherwise fit the
+        chunks into the model's context, let it read their best evidence through the chain,
+        and keep only what the chunks support."""
         from docqa.chain import answer_with_chain
 
         self.load(with_llm=True)
-        llm = self._llm
+        llm, store = self._llm, self._store
         assert llm is not None
+        assert store is not None
         question = _clean(question)
-        template = qa_prompt_template(llm.chat_format)
-        budget = llm.context_length - llm.max_new_tokens
-        retrieval: dict[str, float | int] = {}
+        started = time.perf_counter()
+        hits = self.search(question, k)
+        if not hits or max(hit.score for hit in hits) < self.settings.retrieval.min_score:
+            timings = self._timings(time.perf_counter() - started, None)
+            return Answer(
+                question,
+                ABSTENTION,
+                _sources(hits),
+                timings,
+                abstained=True,
+                model_path=llm.path,
+                backend=llm.backend,
+            )
 
-        def retrieve(query: str) -> list[dict[str, object]]:
-            started = time.perf_counter()
-            hits = self.search(query, k)
-            passages = [{"source": h.source, "page": h.page, "text": h.text} for h in hits]
-            kept, dropped = fit_passages(query, passages, template, llm.count_tokens, budget)
-            retrieval.update(seconds=time.perf_counter() - started, dropped=len(dropped))
-            return [{**passages[i], "n": n, "score": hits[i].score} for n, i in enumerate(kept, 1)]
+        neighbours = self.settings.retrieval.neighbours
+        texts = [store.with_neighbours(hit.chunk_id, neighbours) for hit in hits]
+        kept, dropped = fit_passages(
+            question,
+            [{"text": text} for text in texts],
+            qa_prompt_template(llm.chat_format),
+            llm.count_tokens,
+            llm.context_length - llm.max_new_tokens,
+        )
+        sources = _sources([hits[i] for i in kept], [texts[i] for i in kept])
+        by_number = {source.n: source.text for source in sources}
+        settings = self.settings.answer
+        evidence = select(
+            question, by_number, self._embed, store.keywords.idf, settings.keyword_weight
+        )
+        retrieve_s = time.perf_counter() - started
 
-        result = answer_with_chain(question, retrieve, llm, on_text)
-        sources = [
-            Source(p["n"], p["source"], p["page"], p["text"], p["score"]) for p in result.passages
-        ]
+        result = answer_with_chain(question, lambda _: self._reading(sources, evidence), llm)
+        grounded = ground(result.answer, question, by_number)
+        text, abstained = grounded.text, grounded.abstained
+        if abstained and settings.quote_unsupported and evidence:
+            best = evidence[0]
+            if best.score >= settings.min_quote_score:
+                text, abstained = f'The documents say: "{best.text}" [{best.n}]', False
         return Answer(
             question=question,
-            answer=result.answer,
+            answer=text,
             sources=sources,
-            timings=self._timings(float(retrieval["seconds"]), result.completion.seconds),
+            timings=self._timings(retrieve_s, result.completion.seconds),
+            abstained=abstained,
             completion=result.completion,
-            dropped=int(retrieval["dropped"]),
+            raw_answer=result.answer,
+            dropped=len(dropped),
             model_path=llm.path,
             backend=llm.backend,
         )
 
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        assert self._embedder is not None
+        return self._embedder.embed(texts)
+
+    def _reading(self, sources: list[Source], evidence: list[Evidence]) -> list[dict[str, object]]:
+        """The passages as the LLM reads them: whole, or only their best evidence sentences
+        (each after the sentence before it), keeping their numbers for citations."""
+
+        def passage(source: Source, text: str) -> dict[str, object]:
+            return {"n": source.n, "source": source.source, "page": source.page, "text": text}
+
+        if self.settings.answer.reads == "passages":
+            return [passage(source, source.text) for source in sources]
+        chosen = evidence[: self.settings.answer.evidence_sentences]
+        return [
+            passage(
+                source, " ".join(f"{e.before} {e.text}".strip() for e in chosen if e.n == source.n)
+            )
+            for source in sources
+            if any(e.n == source.n for e in chosen)
+        ]
+
     def _timings(self, retrieve_s: float, generate_s: float | None) -> Timings:
         return Timings(self.load_s, retrieve_s, generate_s, time.perf_counter() - self.started)
+
+
+def _sources(hits: list[Hit], texts: list[str] | None = None) -> list[Source]:
+    """Hits as numbered sources, with their passage texts when those differ from the chunk's."""
+    return [
+        Source(n, hit.source, hit.page, texts[n - 1] if texts else hit.text, hit.score)
+        for n, hit in enumerate(hits, start=1)
+    ]
 
 
 def _clean(question: str) -> str:

@@ -3,11 +3,12 @@
 Layout of the vectorstore folder:
 
     CURRENT                  name of the generation in use, replaced atomically
-    gen-<time>-<id>/         one complete index: manifest.json, index.faiss, chunks.jsonl
+    gen-<time>-<id>/         one complete index: manifest.json, index.faiss, chunks.jsonl,
+                             and the keyword index (bm25.npz, bm25-terms.json)
 
 A new index is written beside the old one, flushed to disk, then CURRENT is switched, so a
 crash at any moment leaves the previous index usable. Loading checks the manifest's format
-version, embedding model and the checksums of both data files before FAISS reads anything.
+version, embedding model and the checksums of the data files before FAISS reads anything.
 """
 
 from __future__ import annotations
@@ -25,17 +26,21 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from docqa.bm25 import BM25Index
 from docqa.chunking import Chunk
 from docqa.errors import VectorStoreError
 
 if TYPE_CHECKING:
     import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 INDEX = "index.faiss"
 CHUNKS = "chunks.jsonl"
+KEYWORDS = "bm25.npz"
+KEYWORD_TERMS = "bm25-terms.json"
+DATA_FILES = (INDEX, CHUNKS, KEYWORDS, KEYWORD_TERMS)
 _GENERATION = re.compile(r"gen-[0-9A-Za-z-]{1,64}")
 _RERUN = "run `python ingest.py` to rebuild it"
 
@@ -60,7 +65,7 @@ class Manifest(BaseModel):
     docqa_version: str
     created_at: str
     embedding: EmbeddingInfo
-    chunking: dict[str, int]
+    chunking: dict[str, int | bool]
     files: list[FileEntry]
     checksums: dict[str, str] = {}
 
@@ -77,15 +82,24 @@ class Hit:
     page: int
     text: str
     score: float
+    chunk_id: int = -1  # position in the index; -1 for hits from elsewhere
 
 
 class VectorStore:
-    """A loaded, verified index: search it with a normalised query vector."""
+    """A loaded, verified index: chunks, their vectors, and a keyword index over them."""
 
-    def __init__(self, folder: Path, manifest: Manifest, chunks: list[Chunk], index: Any):
+    def __init__(
+        self,
+        folder: Path,
+        manifest: Manifest,
+        chunks: list[Chunk],
+        index: Any,
+        keywords: BM25Index,
+    ) -> None:
         self.folder = folder
         self.manifest = manifest
         self.chunks = chunks
+        self.keywords = keywords
         self._index = index
 
     @classmethod
@@ -94,7 +108,7 @@ class VectorStore:
         generation = _current_generation(folder)
         manifest = _read_manifest(generation)
         _check_model(folder, manifest, embedding_model)
-        for name in (INDEX, CHUNKS):
+        for name in DATA_FILES:
             if _sha256(generation / name) != manifest.checksums.get(name):
                 raise VectorStoreError(
                     f"the index in {folder} is damaged ({name} does not match its checksum): "
@@ -104,22 +118,48 @@ class VectorStore:
 
         index = faiss.read_index(str(generation / INDEX))
         chunks = [Chunk(**json.loads(line)) for line in _read_lines(generation / CHUNKS)]
-        if index.ntotal != len(chunks) or index.d != manifest.embedding.dimension:
+        keywords = BM25Index.load(generation / KEYWORDS, generation / KEYWORD_TERMS)
+        sizes = {index.ntotal, len(chunks), len(keywords)}
+        if len(sizes) != 1 or index.d != manifest.embedding.dimension:
             raise VectorStoreError(
                 f"the index in {folder} is inconsistent ({index.ntotal} vectors of "
-                f"{index.d} dimensions for {len(chunks)} chunks): {_RERUN}"
+                f"{index.d} dimensions, {len(keywords)} keyword entries for {len(chunks)} "
+                f"chunks): {_RERUN}"
             )
-        return cls(folder, manifest, chunks, index)
+        return cls(folder, manifest, chunks, index, keywords)
 
-    def search(self, query: np.ndarray, k: int) -> list[Hit]:
-        """The k chunks most similar to one normalised query vector, best first."""
-        scores, ids = self._index.search(query.reshape(1, -1), min(k, len(self.chunks)))
-        hits = []
-        for score, chunk_id in zip(scores[0], ids[0], strict=True):
-            if chunk_id >= 0:
-                chunk = self.chunks[chunk_id]
-                hits.append(Hit(chunk.source, chunk.page, chunk.text, float(score)))
-        return hits
+    def nearest(self, query: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity) of the n chunks nearest a normalised query vector."""
+        scores, ids = self._index.search(query.reshape(1, -1), min(n, len(self.chunks)))
+        return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+
+    def vectors(self, chunk_ids: list[int]) -> np.ndarray:
+        """The stored (normalised) vectors of some chunks, one row each."""
+        import numpy as np
+
+        return np.vstack([self._index.reconstruct(chunk_id) for chunk_id in chunk_ids])
+
+    def hit(self, chunk_id: int, score: float) -> Hit:
+        chunk = self.chunks[chunk_id]
+        return Hit(chunk.source, chunk.page, chunk.text, score, chunk_id)
+
+    def with_neighbours(self, chunk_id: int, count: int) -> str:
+        """The chunk's text joined with up to `count` chunks either side from the same file,
+        their overlaps merged."""
+        source = self.chunks[chunk_id].source
+        first, last = chunk_id, chunk_id
+        while first > 0 and chunk_id - first < count and self.chunks[first - 1].source == source:
+            first -= 1
+        while (
+            last + 1 < len(self.chunks)
+            and last - chunk_id < count
+            and self.chunks[last + 1].source == source
+        ):
+            last += 1
+        text = self.chunks[first].text
+        for chunk in self.chunks[first + 1 : last + 1]:
+            text = _merge_overlap(text, chunk.text)
+        return text
 
 
 def write_store(folder: Path, manifest: Manifest, chunks: list[Chunk], vectors: np.ndarray) -> Path:
@@ -137,7 +177,10 @@ def write_store(folder: Path, manifest: Manifest, chunks: list[Chunk], vectors: 
         with open(staging / CHUNKS, "w", encoding="utf-8") as out:
             for chunk in chunks:
                 out.write(json.dumps(chunk.__dict__, ensure_ascii=False) + "\n")
-        checksums = {part: _sha256(staging / part) for part in (INDEX, CHUNKS)}
+        BM25Index.build(chunk.text for chunk in chunks).save(
+            staging / KEYWORDS, staging / KEYWORD_TERMS
+        )
+        checksums = {part: _sha256(staging / part) for part in DATA_FILES}
         (staging / MANIFEST).write_text(
             manifest.model_copy(update={"checksums": checksums}).model_dump_json(indent=2),
             encoding="utf-8",
@@ -157,6 +200,14 @@ def write_store(folder: Path, manifest: Manifest, chunks: list[Chunk], vectors: 
         raise
     _remove_old_generations(folder, keep=name)
     return folder / name
+
+
+def _merge_overlap(before: str, after: str) -> str:
+    """`before` + `after`, without the text `after` repeats from the end of `before`."""
+    for size in range(min(len(before), len(after)), 0, -1):
+        if before.endswith(after[:size]):
+            return before + after[size:]
+    return before + "\n" + after
 
 
 def _current_generation(folder: Path) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.ggml import write_tiny_llama
-from tests.fixtures.pdfs import write_pdf
+from tests.fixtures.pdfs import SAMPLE_NAME, write_pdf
 
 REPO = Path(__file__).resolve().parents[1]
 SHOWCASE_PDF = REPO.parent / "shared" / "data" / "manu-20f-2022-09-24.pdf"
@@ -60,10 +60,11 @@ def run_cli(
     env: dict[str, str] | None = None,
     wrapper: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run ingest.py or main.py as a user would, in `cwd`, and capture its output."""
+    """Run ingest.py or main.py (or "-m", "docqa") as a user would, in `cwd`."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DOCQA_")}
+    program = [str(REPO / script)] if script.endswith(".py") else [script]
     return subprocess.run(
-        [*wrapper, sys.executable, str(REPO / script), *args],
+        [*wrapper, sys.executable, *program, *args],
         cwd=cwd,
         env={**environment, **(env or {})},
         capture_output=True,
@@ -88,6 +89,17 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_documents(folder / "data")
     result = run_cli("ingest.py", cwd=folder)
     assert result.returncode == 3, result.stderr  # 3: index built, broken.pdf skipped
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sample_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder whose index holds the bundled sample PDF."""
+    folder = tmp_path_factory.mktemp("sample")
+    (folder / "data").mkdir()
+    (folder / "data" / SAMPLE_NAME).symlink_to(REPO / "data" / SAMPLE_NAME)
+    result = run_cli("ingest.py", cwd=folder)
+    assert result.returncode == 0, result.stderr
     return folder
 
 

@@ -46,10 +46,25 @@ def test_ingest_reports_counts_and_skips_the_broken_pdf(tmp_path: Path) -> None:
 
 
 def test_vectorstore_holds_no_pickle(project: Path) -> None:
+    import faiss
+    import numpy as np
+
     for path in (project / "vectorstore").rglob("*"):
-        if path.is_file():
-            assert path.suffix in {"", ".json", ".jsonl", ".faiss"}, path
-            assert not path.read_bytes().startswith(b"\x80"), f"{path} looks like a pickle"
+        if not path.is_file():
+            continue
+        assert not path.read_bytes().startswith(b"\x80"), f"{path} looks like a pickle"
+        if path.suffix in {".json", ".jsonl"}:
+            for line in (
+                path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]
+            ):
+                json.loads(line)
+        elif path.suffix == ".faiss":
+            assert faiss.read_index(str(path)).ntotal > 0
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as arrays:  # raises on pickled objects
+                assert all(arrays[name].dtype != object for name in arrays.files)
+        else:
+            assert path.name == "CURRENT", path
 
 
 @pytest.mark.parametrize(("question", "answer", "source", "page"), FACTS)

@@ -89,7 +89,14 @@ def test_shipped_config_matches_the_defaults() -> None:
         exclude={"paths", "llm"}
     )
     assert shipped.llm.model_dump(exclude={"model"}) == defaults.llm.model_dump(exclude={"model"})
-    assert set(Settings.model_fields) == {"paths", "embedding", "chunking", "retrieval", "llm"}
+    assert set(Settings.model_fields) == {
+        "paths",
+        "embedding",
+        "chunking",
+        "retrieval",
+        "answer",
+        "llm",
+    }
 
 
 def test_readme_documents_every_setting() -> None:

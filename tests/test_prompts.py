@@ -65,7 +65,7 @@ def test_qa_prompt_template_keeps_only_its_two_slots() -> None:
     chat = choose_chat_format("auto", "{{ '{literal}' }}" + CHATML, "", "", "m.gguf")
     text = qa_prompt_template(chat).format(context="CTX", question="Q?")
     assert text.startswith("{literal}<|im_start|>system\n" + SYSTEM_PROMPT)
-    assert "Passages:\n\nCTX\n\nQuestion: Q?" in text
+    assert "<|im_start|>user\nCTX\n\nQuestion: Q?<|im_end|>" in text
 
 
 def words(text: str) -> int:
@@ -84,10 +84,7 @@ def test_fit_keeps_rank_order_and_skips_what_does_not_fit() -> None:
     kept, dropped = fit_passages("why?", PASSAGES, template, words, budget=20)
     assert kept == [0, 2]
     assert dropped == [1]
-    context = "\n\n".join(
-        format_passage(n, PASSAGES[i]["source"], PASSAGES[i]["page"], PASSAGES[i]["text"])
-        for n, i in enumerate(kept, 1)
-    )
+    context = "\n\n".join(format_passage(n, PASSAGES[i]["text"]) for n, i in enumerate(kept, 1))
     assert words(template.format(context=context, question="why?")) <= 20
     assert fit_passages("why?", PASSAGES, template, words, budget=500) == ([0, 1, 2], [])
 

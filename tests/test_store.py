@@ -14,7 +14,10 @@ from docqa.errors import VectorStoreError
 from docqa.store import (
     CHUNKS,
     CURRENT,
+    DATA_FILES,
+    FORMAT_VERSION,
     INDEX,
+    KEYWORDS,
     MANIFEST,
     EmbeddingInfo,
     FileEntry,
@@ -49,12 +52,15 @@ def generation(folder: Path) -> Path:
 def test_round_trip_and_search(tmp_path: Path) -> None:
     vectors = build(tmp_path, ["alpha", "beta", "gamma"])
     store = VectorStore.open(tmp_path, MODEL)
-    hits = store.search(vectors[1], k=2)
-    assert (hits[0].text, hits[0].page) == ("beta", 2)
-    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
-    assert len(hits) == 2
-    assert hits[1].score < hits[0].score
-    assert len(store.search(vectors[0], k=10)) == 3
+    nearest = store.nearest(vectors[1], 2)
+    assert nearest[0][0] == 1
+    assert nearest[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert nearest[1][1] < nearest[0][1]
+    assert len(store.nearest(vectors[0], 10)) == 3
+    hit = store.hit(1, 0.5)
+    assert (hit.text, hit.page, hit.chunk_id) == ("beta", 2, 1)
+    assert np.allclose(store.vectors([2, 0]), vectors[[2, 0]])
+    assert store.keywords.search("gamma", 5) == [2]
 
 
 def test_loading_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,7 +74,7 @@ def test_loading_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(pickle, "Unpickler", refuse)
     assert len(VectorStore.open(tmp_path, MODEL).chunks) == 2
     files = sorted(p.name for p in generation(tmp_path).iterdir())
-    assert files == sorted([CHUNKS, INDEX, MANIFEST])
+    assert files == sorted([*DATA_FILES, MANIFEST])
 
 
 def damage_chunks(path: Path) -> None:
@@ -84,6 +90,7 @@ def truncate(path: Path) -> None:
     [
         (CHUNKS, damage_chunks, "chunks.jsonl does not match its checksum"),
         (INDEX, truncate, "index.faiss does not match its checksum"),
+        (KEYWORDS, truncate, "bm25.npz does not match its checksum"),
         (MANIFEST, truncate, "unreadable manifest.json"),
         (MANIFEST, lambda p: p.write_text("[]"), "format version None"),
     ],
@@ -111,7 +118,8 @@ def edit_manifest(folder: Path, **changes: object) -> None:
 def test_other_format_version_is_refused(tmp_path: Path) -> None:
     build(tmp_path, ["alpha"])
     edit_manifest(tmp_path, format_version=99)
-    with pytest.raises(VectorStoreError, match="format version 99, and this docqa reads version 1"):
+    expected = f"format version 99, and this docqa reads version {FORMAT_VERSION}"
+    with pytest.raises(VectorStoreError, match=expected):
         VectorStore.open(tmp_path, MODEL)
 
 
@@ -167,3 +175,11 @@ def test_failed_write_leaves_the_previous_index_usable(
         build(tmp_path, ["new"])
     assert [c.text for c in VectorStore.open(tmp_path, MODEL).chunks] == ["old"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".staging-")]
+
+
+def test_neighbours_are_merged_without_repeating_overlaps(tmp_path: Path) -> None:
+    build(tmp_path, ["one two three", "three four five", "five six"])
+    store = VectorStore.open(tmp_path, MODEL)
+    assert store.with_neighbours(1, 0) == "three four five"
+    assert store.with_neighbours(1, 1) == "one two three four five six"
+    assert store.with_neighbours(0, 3) == "one two three four five six"

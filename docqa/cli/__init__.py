@@ -1,4 +1,4 @@
-"""The `docqa` command line: `docqa ingest` and `docqa ask` (also ingest.py and main.py)."""
+"""The `docqa` command line: ingest, ask and eval (ingest.py and main.py run the first two)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from docqa.cli.ask import ask
+from docqa.cli.evaluate import evaluate
 from docqa.cli.ingest import ingest
 
 _HELP = "Ask questions about your PDFs, offline: ingest them once, then ask."
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 app.command("ingest")(ingest)
 app.command("ask")(ask)
+app.command("eval")(evaluate)
 
 _COMMANDS: dict[str, Callable[..., None]] = {"ingest": ingest, "ask": ask}
 

@@ -6,11 +6,15 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from docqa.errors import DocqaError, ExitCode
+
+if TYPE_CHECKING:
+    from docqa.config import Settings
+    from docqa.qa_service import QAService
 
 ConfigOption = Annotated[
     Path | None,
@@ -30,6 +34,22 @@ VectorstoreOption = Annotated[
         "--vectorstore", help="Index folder (default from config.yml).", resolve_path=True
     ),
 ]
+
+ModelOption = Annotated[
+    Path | None,
+    typer.Option("--model", help="Model file (.gguf or GGML .bin).", resolve_path=True),
+]
+
+
+def loaded_service(settings: Settings, model: Path | None, with_llm: bool) -> QAService:
+    """The question-answering service with its models loaded, its notices shown."""
+    from docqa.qa_service import QAService
+
+    service = QAService(settings, explicit_model=model is not None)
+    service.load(with_llm=with_llm)
+    for notice in service.notices:
+        note(notice)
+    return service
 
 
 def run(debug: bool, body: Callable[[], ExitCode]) -> None:

@@ -45,8 +45,10 @@ class RichIngestProgress(IngestProgress):
         total = self._progress.tasks[self._pages].total or 0
         self._progress.update(self._pages, total=total + pages)
 
-    def page(self, chunks: int) -> None:
+    def page(self) -> None:
         self._progress.update(self._pages, advance=1)
+
+    def chunked(self, chunks: int) -> None:
         total = self._progress.tasks[self._chunks].total or 0
         self._progress.update(self._chunks, total=total + chunks)
 

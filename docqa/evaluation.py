@@ -1,0 +1,223 @@
+"""Evaluation: retrieval hit rates, answer and abstention accuracy, latency, on a question set."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from docqa.errors import UsageError
+from docqa.qa_service import Answer
+from docqa.store import Hit
+from docqa.text import contains
+
+Kind = Literal["number", "name", "date", "fact", "unanswerable"]
+
+
+class EvalItem(BaseModel):
+    """One line of a questions file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    question: str
+    answers: list[str]
+    pages: list[int]
+    kind: Kind
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EvalItem:
+        if (self.kind == "unanswerable") != (not self.answers):
+            raise ValueError("unanswerable items, and only they, have no answers")
+        if self.kind == "unanswerable" and self.pages:
+            raise ValueError("unanswerable items list no pages")
+        if any(page < 1 for page in self.pages):
+            raise ValueError("pages are 1-based")
+        return self
+
+    @property
+    def answerable(self) -> bool:
+        return self.kind != "unanswerable"
+
+
+def load_questions(path: Path) -> list[EvalItem]:
+    """Read a JSONL questions file, with the line number of the first bad line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read questions file {path} ({exc.strerror})") from exc
+    items = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                items.append(EvalItem.model_validate_json(line))
+            except ValidationError as exc:
+                problem = exc.errors()[0]
+                where = ".".join(str(part) for part in problem["loc"]) or "line"
+                raise UsageError(f"{path}, line {number}: {where}: {problem['msg']}") from exc
+    if not items:
+        raise UsageError(f"{path} holds no questions")
+    if len({item.id for item in items}) != len(items):
+        raise UsageError(f"{path}: ids must be unique")
+    return items
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    item: EvalItem
+    rank: int | None  # 1-based rank of the first retrieved chunk that hits; None: no hit
+    retrieved: list[tuple[str, int, float]]  # (source, page, score) in rank order
+    seconds: float
+    answer: str | None = None
+    abstained: bool | None = None
+
+    @property
+    def correct(self) -> bool | None:
+        """Answerable: the answer holds an acceptable answer. Unanswerable: it abstained."""
+        if self.answer is None:
+            return None
+        if not self.item.answerable:
+            return bool(self.abstained)
+        return not self.abstained and contains(self.answer, self.item.answers)
+
+
+@dataclass
+class EvalReport:
+    k: int
+    answered: bool
+    results: list[ItemResult] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float | int | None]:
+        answerable = [r for r in self.results if r.item.answerable]
+        unanswerable = [r for r in self.results if not r.item.answerable]
+        seconds = sorted(r.seconds for r in self.results)
+
+        def share(flags: list[bool]) -> float | None:
+            return round(sum(flags) / len(flags), 4) if flags else None
+
+        values: dict[str, float | int | None] = {
+            "items": len(self.results),
+            "answerable": len(answerable),
+            "unanswerable": len(unanswerable),
+            "k": self.k,
+            "hit@1": share([r.rank == 1 for r in answerable]),
+            f"hit@{self.k}": share([r.rank is not None for r in answerable]),
+            "mrr": round(statistics.fmean(1 / r.rank if r.rank else 0.0 for r in answerable), 4)
+            if answerable
+            else None,
+        }
+        if self.answered:
+            values["answer_accuracy"] = share([bool(r.correct) for r in answerable])
+            values["abstention_accuracy"] = share([bool(r.correct) for r in unanswerable])
+            values["false_abstentions"] = share([bool(r.abstained) for r in answerable])
+        values["latency_p50_s"] = round(_percentile(seconds, 50), 3) if seconds else None
+        values["latency_p95_s"] = round(_percentile(seconds, 95), 3) if seconds else None
+        return values
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "metrics": self.metrics(),
+            "items": [
+                {
+                    "id": r.item.id,
+                    "kind": r.item.kind,
+                    "question": r.item.question,
+                    "rank": r.rank,
+                    "retrieved": [
+                        {"source": s, "page": p, "score": round(v, 4)} for s, p, v in r.retrieved
+                    ],
+                    "answer": r.answer,
+                    "abstained": r.abstained,
+                    "correct": r.correct,
+                    "seconds": round(r.seconds, 3),
+                }
+                for r in self.results
+            ],
+        }
+
+    def table(self) -> str:
+        """The metrics as an aligned two-column table for the terminal."""
+        rows = [(name, _show(value)) for name, value in self.metrics().items()]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+    def markdown(self, title: str, settings: dict[str, object]) -> str:
+        lines = [f"# {title}", "", "| metric | value |", "| --- | --- |"]
+        lines += [f"| {name} | {_show(value)} |" for name, value in self.metrics().items()]
+        lines += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), ""]
+        lines += ["| id | kind | rank | correct | answer | retrieved pages |", "| --- " * 6 + "|"]
+        for r in self.results:
+            answer = (r.answer or "").replace("\n", " ").replace("|", "\\|")[:120]
+            pages = ", ".join(str(page) for _, page, _ in r.retrieved)
+            lines.append(
+                f"| {r.item.id} | {r.item.kind} | {r.rank or '-'} | {_show(r.correct)} | "
+                f"{answer} | {pages} |"
+            )
+        return "\n".join(lines) + "\n"
+
+
+class QASystem(Protocol):
+    """What evaluation needs: docqa's QAService, or the reference pipeline in bench/."""
+
+    def search(self, question: str, k: int | None = None) -> list[Hit]: ...
+    def ask(self, question: str, k: int | None = None) -> Answer: ...
+
+
+def evaluate(
+    system: QASystem,
+    items: list[EvalItem],
+    k: int,
+    answer: bool = True,
+    on_result: Callable[[ItemResult], None] | None = None,
+) -> EvalReport:
+    """Run every item through retrieval to depth k and, if `answer`, through answering (with
+    the system's own number of passages). Load the system's models before calling this."""
+    report = EvalReport(k=k, answered=answer)
+    for item in items:
+        started = time.perf_counter()
+        hits = system.search(item.question, k)
+        if answer:  # latency is what a user waits for: the answer, or else the search
+            started = time.perf_counter()
+        response: Answer | None = system.ask(item.question) if answer else None
+        retrieved = [(hit.source, hit.page, hit.score) for hit in hits]
+        rank = next(
+            (
+                n
+                for n, hit in enumerate(hits, start=1)
+                if hit.page in item.pages or (item.answers and contains(hit.text, item.answers))
+            ),
+            None,
+        )
+        result = ItemResult(
+            item=item,
+            rank=rank,
+            retrieved=retrieved,
+            seconds=time.perf_counter() - started,
+            answer=response.answer if response else None,
+            abstained=response.abstained if response else None,
+        )
+        report.results.append(result)
+        if on_result:
+            on_result(result)
+    return report
+
+
+def _percentile(sorted_values: list[float], percent: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    index = max(0, min(len(sorted_values) - 1, round(percent / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)

@@ -1,0 +1,71 @@
+"""Evidence: the sentences of the retrieved passages that best match the question.
+
+A small model answers far better from one or two sentences than from whole chunks, and a
+sentence is what a grounded answer can quote when the model's own wording fails the checks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from docqa.text import terms
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# A sentence ends at . ! ? or ; (perhaps followed by a closing quote or bracket) before a
+# capital, digit or opening mark, except after a title or an abbreviation ("Mr. Arnold",
+# "No. 5", "Co. Limited").
+_SENTENCE_END = re.compile(
+    r"(?<![A-Z][a-z]\.)(?<!\b[A-Z]\.)(?<!\bNo\.)(?<!\bCo\.)(?<!\bvs\.)(?<!\bMrs\.)"
+    r"(?:(?<=[.!?;])|(?<=[.!?;][\"\u201d\u2019')]))\s+(?=[A-Z£$€\"\u201c(\d])"
+)
+MAX_WORDS = 60  # longer "sentences" (tables, lists) are cut at their line breaks
+
+
+@dataclass(frozen=True)
+class Evidence:
+    n: int  # number of the passage it comes from
+    text: str
+    score: float
+    before: str = ""  # the sentence before it in its passage, which "he" or "it" may need
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences of a passage; a line break ends a sentence only in tables and lists."""
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        if len(sentence.split()) > MAX_WORDS:
+            pieces.extend(sentence.split("\n"))
+        else:
+            pieces.append(sentence)
+    return [" ".join(piece.split()) for piece in pieces if len(piece.split()) >= 3]
+
+
+def select(
+    question: str,
+    passages: dict[int, str],
+    embed: Callable[[list[str]], np.ndarray],
+    idf: Callable[[str], float],
+    keyword_weight: float,
+) -> list[Evidence]:
+    """Every sentence of the passages, best first: cosine similarity to the question plus
+    `keyword_weight` times the idf-weighted share of the question's terms it contains."""
+    candidates = []
+    for n, text in passages.items():
+        found = sentences(text)
+        candidates += [(n, sentence, found[i - 1] if i else "") for i, sentence in enumerate(found)]
+    if not candidates:
+        return []
+    vectors = embed([question, *(sentence for _, sentence, _ in candidates)])
+    similarity = vectors[1:] @ vectors[0]
+    weights = {term: idf(term) for term in set(terms(question))}
+    total = sum(weights.values()) or 1.0
+    scored = []
+    for (n, sentence, before), cosine in zip(candidates, similarity.tolist(), strict=True):
+        overlap = sum(weights[term] for term in set(terms(sentence)) & weights.keys()) / total
+        scored.append(Evidence(n, sentence, cosine + keyword_weight * overlap, before))
+    return sorted(scored, key=lambda evidence: -evidence.score)

@@ -1,0 +1,112 @@
+"""Keeping answers to what the passages say: cleanup, support checks, citations, abstention.
+
+A sentence of the model's answer is kept when every number in it appears in a passage and
+most of its words appear in the passages or the question; a sentence that fails keeps its
+first clause if that passes. The answer is the first run of supported sentences: small
+models tend to wrap an answer in invented chatter. Each kept sentence cites its passages.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from docqa.text import numbers, terms
+
+ABSTENTION = "The documents do not say."
+MIN_WORD_SUPPORT = 0.6  # share of a sentence's words found in the passages or the question
+
+_ABSTAINS = re.compile(
+    r"\b(?:do(?:es)?(?: not|n't) (?:say|mention|state|contain|provide|specify|include)"
+    r"|not (?:mentioned|stated|provided|specified|given|available|included)"
+    r"|no (?:information|mention|data)|(?:cannot|can't|could not|unable to) "
+    r"(?:find|determine|answer|tell)|i (?:do not|don't) know)\b",
+    re.IGNORECASE,
+)
+_CITATION = re.compile(r"\s*\[(\d+)\]")
+_PREFIX = re.compile(
+    r"^(?:(?:the )?answer(?: to (?:this|the) question)? is\s*:?|answer\s*:|a\s*:|\d+[.)]\s+"
+    r"|[-*•]\s+|\[\d+\]\s*)\s*",
+    re.IGNORECASE,
+)
+_CLAUSE = re.compile(r",\s+(?:which|who|whose|where|while|with|and|making|meaning)\b|\s+\(")
+_JUNK = re.compile(r"<\|[^|>]*\|>|</?s>|\[/?INST\]|<</?SYS>>")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[(\"'£$€0-9])")
+
+
+@dataclass(frozen=True)
+class GroundedAnswer:
+    text: str
+    abstained: bool
+    citations: list[int]  # passage numbers cited, in order
+    dropped: int  # sentences removed as unsupported
+
+
+def is_abstention(text: str) -> bool:
+    return bool(_ABSTAINS.search(text))
+
+
+def ground(answer: str, question: str, passages: dict[int, str]) -> GroundedAnswer:
+    """The supported part of `answer`, each sentence citing its passages (numbered keys)."""
+    text = _JUNK.sub("", answer).strip()
+    text = _PREFIX.sub("", text).strip()
+    if not text or is_abstention(text):
+        return GroundedAnswer(ABSTENTION, True, [], 0)
+    sentences = [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
+    passage_numbers = {n: numbers(body) for n, body in passages.items()}
+    known_words = set(terms(question)).union(*(terms(body) for body in passages.values()))
+    kept: list[str] = []
+    cited: list[int] = []
+    for sentence in sentences:
+        clause = _CLAUSE.split(sentence, maxsplit=1)[0]
+        support = _support(sentence, passages, passage_numbers, known_words)
+        if support is None and clause != sentence:
+            support = _support(clause, passages, passage_numbers, known_words)
+            sentence, trimmed = clause, True
+        else:
+            trimmed = False
+        if support is None:
+            if kept:
+                break  # chatter after the answer
+            continue  # chatter before it
+        kept.append(_cite(sentence, support, len(passages)))
+        cited.extend(n for n in support if n not in cited)
+        if trimmed:
+            break
+    if not kept:
+        return GroundedAnswer(ABSTENTION, True, [], len(sentences))
+    return GroundedAnswer(" ".join(kept), False, cited, len(sentences) - len(kept))
+
+
+def _support(
+    sentence: str,
+    passages: dict[int, str],
+    passage_numbers: dict[int, set[str]],
+    known_words: set[str],
+) -> list[int] | None:
+    """Passage numbers backing the sentence, or None when it is not supported."""
+    claimed = [int(n) for n in _CITATION.findall(sentence) if int(n) in passages]
+    body = _CITATION.sub("", sentence)
+    figures = numbers(body)
+    words = [word for word in terms(body) if not word[0].isdigit()]
+    if words and sum(word in known_words for word in words) / len(words) < MIN_WORD_SUPPORT:
+        return None
+    if figures:
+        holding = [n for n, found in passage_numbers.items() if figures <= found]
+        if not holding:
+            return None
+        return [n for n in claimed if n in holding] or holding[:1]
+    if claimed:
+        return claimed
+    overlap = {n: len(set(words) & set(terms(body_))) for n, body_ in passages.items()}
+    best = max(overlap, key=lambda n: overlap[n], default=None)
+    return [best] if best is not None and overlap[best] else None
+
+
+def _cite(sentence: str, support: list[int], count: int) -> str:
+    """The sentence with only valid citations, ending with those of its support."""
+    body = _CITATION.sub("", sentence).strip()
+    end = body[-1] if body and body[-1] in ".!?" else ""
+    body = body[: len(body) - len(end)].rstrip()
+    marks = "".join(f"[{n}]" for n in support if 1 <= n <= count)
+    return f"{body} {marks}{end or '.'}"

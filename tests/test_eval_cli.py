@@ -1,0 +1,79 @@
+"""`docqa eval` and `main.py --questions-file` as a user runs them, on the bundled sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+SAMPLE_SET = REPO / "tests" / "eval" / "sample.jsonl"
+# What the default pipeline measured on the sample set (0.50 and 0.67), less one item's worth.
+SAMPLE_ANSWER_ACCURACY = 0.4
+SAMPLE_ABSTENTION_ACCURACY = 0.6
+
+
+def test_eval_on_the_sample_set(sample_project: Path) -> None:
+    result = run_cli("-m", "docqa", "eval", str(SAMPLE_SET), "--json", cwd=sample_project)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    metrics = report["metrics"]
+    assert (metrics["items"], metrics["answerable"], metrics["unanswerable"]) == (15, 12, 3)
+    assert metrics["hit@4"] == 1.0
+    assert metrics["mrr"] >= 0.9
+    assert metrics["answer_accuracy"] >= SAMPLE_ANSWER_ACCURACY
+    assert metrics["abstention_accuracy"] >= SAMPLE_ABSTENTION_ACCURACY
+    assert 0 < metrics["latency_p50_s"] <= metrics["latency_p95_s"]
+    assert len(report["items"]) == 15
+    assert report["settings"]["retrieval.mode"] == "hybrid"
+    markdown = (sample_project / "eval-report.md").read_text()
+    assert "| hit@4 | 1.000 |" in markdown
+    assert "| s01 | number |" in markdown
+
+
+def test_eval_table_and_retrieve_only(sample_project: Path) -> None:
+    result = run_cli(
+        "-m",
+        "docqa",
+        "eval",
+        str(SAMPLE_SET),
+        "--retrieve-only",
+        "--report",
+        "r.md",
+        cwd=sample_project,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "hit@1" in result.stdout
+    assert "answer_accuracy" not in result.stdout
+    assert "report written to" in result.stderr
+    assert (sample_project / "r.md").is_file()
+
+
+def test_questions_file_answers_one_per_line(sample_project: Path) -> None:
+    questions = sample_project / "questions.txt"
+    questions.write_text(
+        "# comments and blank lines are skipped\n\n"
+        "How much is the minimum guarantee payable by Northwind Textiles?\n"
+        '{"question": "Who chairs the board?"}\n'
+    )
+    text = run_cli("main.py", "--questions-file", str(questions), cwd=sample_project)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert len(lines) == 2
+    assert "£42 million" in lines[0]
+    as_json = run_cli("main.py", "--questions-file", str(questions), "--json", cwd=sample_project)
+    answers = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [a["question"] for a in answers] == [
+        "How much is the minimum guarantee payable by Northwind Textiles?",
+        "Who chairs the board?",
+    ]
+    assert all("timings" in a and "sources" in a for a in answers)
+
+
+def test_question_and_questions_file_are_exclusive(sample_project: Path) -> None:
+    result = run_cli("main.py", "Q?", "--questions-file", str(SAMPLE_SET), cwd=sample_project)
+    assert result.returncode == 2
+    assert "either a QUESTION or --questions-file" in result.stderr

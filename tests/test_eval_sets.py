@@ -1,0 +1,47 @@
+"""The question sets are honest: every answer occurs on the pages it lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from docqa.evaluation import EvalItem, load_questions
+from docqa.loading import open_pdf
+from docqa.text import fold
+from tests.conftest import REPO
+from tests.fixtures.pdfs import SAMPLE_NAME
+
+EVAL = REPO / "tests" / "eval"
+
+
+def page_texts(pdf: Path) -> dict[int, str]:
+    return {page.number: fold(page.text) for page in open_pdf(pdf, pdf.parent).pages()}
+
+
+def assert_answers_on_pages(items: list[EvalItem], pages: dict[int, str]) -> None:
+    for item in items:
+        for answer in item.answers:
+            assert any(fold(answer) in pages[p] for p in item.pages), (item.id, answer)
+        for page in item.pages:
+            assert any(fold(a) in pages[page] for a in item.answers), (item.id, page)
+
+
+def test_sample_set_matches_the_bundled_sample() -> None:
+    items = load_questions(EVAL / "sample.jsonl")
+    assert sum(not item.answerable for item in items) >= 3
+    assert_answers_on_pages(items, page_texts(REPO / "data" / SAMPLE_NAME))
+
+
+@pytest.mark.slow
+def test_showcase_set_is_large_spread_and_checked(showcase_pdf: Path) -> None:
+    items = load_questions(EVAL / "manu-20f.jsonl")
+    answerable = [item for item in items if item.answerable]
+    assert len(items) >= 60
+    assert len(items) - len(answerable) == 10
+    assert {item.kind for item in answerable} == {"number", "name", "date", "fact"}
+    pages = {page for item in answerable for page in item.pages}
+    assert len(pages) >= 40
+    assert min(pages) < 20, "questions span the whole document"
+    assert max(pages) > 150, "questions span the whole document"
+    assert_answers_on_pages(items, page_texts(showcase_pdf))

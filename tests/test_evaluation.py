@@ -1,0 +1,102 @@
+"""Evaluation metrics on a scripted system, and the validation of questions files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from docqa.errors import UsageError
+from docqa.evaluation import EvalItem, evaluate, load_questions
+from docqa.qa_service import Answer, Timings
+from docqa.store import Hit
+
+
+def item(id_: str, answers: list[str], pages: list[int], kind: str = "number") -> EvalItem:
+    return EvalItem(id=id_, question=f"q{id_}?", answers=answers, pages=pages, kind=kind)  # type: ignore[arg-type]
+
+
+class Scripted:
+    """Retrieval and answers fixed per question."""
+
+    def __init__(self, script: dict[str, tuple[list[int], str]]) -> None:
+        self.script = script
+
+    def search(self, question: str, k: int | None = None) -> list[Hit]:
+        pages, _ = self.script[question]
+        return [Hit("doc.pdf", page, f"text of page {page}", 0.5) for page in pages][:k]
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        _, text = self.script[question]
+        return Answer(question, text, [], Timings(0, 0, 0, 0), abstained="do not say" in text)
+
+
+def test_metrics() -> None:
+    items = [
+        item("1", ["£750 million"], [53]),
+        item("2", ["1 August 2015"], [42]),
+        item("3", ["74,240"], [60]),
+        item("4", [], [], "unanswerable"),
+        item("5", [], [], "unanswerable"),
+    ]
+    system = Scripted(
+        {
+            "q1?": ([53, 7, 8, 9], "It is £ 750 Million [1]."),
+            "q2?": ([5, 42, 7, 8], "It began in 2016."),
+            "q3?": ([1, 2, 3, 4], "The documents do not say."),
+            "q4?": ([1, 2, 3, 4], "The documents do not say."),
+            "q5?": ([1, 2, 3, 4], "It is 12."),
+        }
+    )
+    report = evaluate(system, items, k=4)
+    metrics = report.metrics()
+    assert (metrics["hit@1"], metrics["hit@4"], metrics["mrr"]) == (0.3333, 0.6667, 0.5)
+    assert metrics["answer_accuracy"] == 0.3333
+    assert metrics["abstention_accuracy"] == 0.5
+    assert metrics["false_abstentions"] == 0.3333
+    assert metrics["latency_p50_s"] is not None
+    assert "hit@4" in report.table()
+    markdown = report.markdown("title", {"k": 4})
+    assert markdown.startswith("# title")
+    assert "| 1 | number | 1 | yes |" in markdown
+    assert json.loads(json.dumps(report.to_json()))["items"][1]["rank"] == 2
+
+
+def test_a_chunk_holding_the_answer_is_a_hit_on_any_page() -> None:
+    system = Scripted({"q1?": ([9], "x")})
+    system.search = lambda q, k=None: [Hit("d.pdf", 9, "it is £750 million", 0.5)]  # type: ignore[method-assign]
+    assert (
+        evaluate(system, [item("1", ["£750 million"], [53])], k=4, answer=False).results[0].rank
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            '{"id": "a", "question": "q", "answers": [], "pages": [], "kind": "number"}',
+            "unanswerable items, and only they, have no answers",
+        ),
+        (
+            '{"id": "a", "question": "q", "answers": ["x"], "pages": [0], "kind": "number"}',
+            "pages are 1-based",
+        ),
+        ('{"id": "a", "question": "q", "answers": ["x"], "pages": [1], "kind": "guess"}', "kind"),
+        ("not json", "line 1"),
+    ],
+)
+def test_bad_questions_files_say_where(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(UsageError, match=message):
+        load_questions(path)
+
+
+def test_ids_must_be_unique(tmp_path: Path) -> None:
+    line = '{"id": "a", "question": "q", "answers": ["x"], "pages": [1], "kind": "fact"}\n'
+    path = tmp_path / "q.jsonl"
+    path.write_text(line * 2)
+    with pytest.raises(UsageError, match="unique"):
+        load_questions(path)

@@ -1,0 +1,42 @@
+"""Evidence sentences: splitting pypdf text into sentences, and ranking them."""
+
+import numpy as np
+
+from docqa.evidence import select, sentences
+
+
+def test_sentences_respect_titles_quotes_and_wrapped_lines() -> None:
+    text = (
+        "our transfer contracts.\u201d Our top customer was the Premier League, who "
+        "represented\n25.1% of revenue. "
+        "In his capacity as Chief Executive Officer, Mr. Arnold oversees all. See Note No. 5 "
+        "here. Ok."
+    )
+    assert sentences(text) == [
+        "our transfer contracts.\u201d",
+        "Our top customer was the Premier League, who represented 25.1% of revenue.",
+        "In his capacity as Chief Executive Officer, Mr. Arnold oversees all.",
+        "See Note No. 5 here.",
+    ]
+
+
+def test_long_runs_without_full_stops_split_at_lines() -> None:
+    table = "\n".join(f"Row {i} 100 200 300 400 500 600 700" for i in range(12))
+    assert len(sentences(table)) == 12
+
+
+def fake_embed(texts: list[str]) -> np.ndarray:
+    """Unit vectors: the question, then sentences more similar the more 'a' they hold."""
+    rows = [[1.0, 0.0]] + [[text.count("a") / 10, 1.0] for text in texts[1:]]
+    vectors = np.array(rows, dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_select_adds_rare_shared_words_to_similarity() -> None:
+    passages = {1: "Banana bread sells. Zebra crossings help.", 2: "Nothing shared here."}
+    idf = {"zebra": 3.0, "crossing": 1.0}.get
+    by_similarity = select("zebra crossing?", passages, fake_embed, lambda t: idf(t) or 0.1, 0.0)
+    by_both = select("zebra crossing?", passages, fake_embed, lambda t: idf(t) or 0.1, 1.0)
+    assert by_similarity[0].text == "Banana bread sells."
+    assert by_both[0].text == "Zebra crossings help."
+    assert (by_both[0].n, by_both[0].before) == (1, "Banana bread sells.")
