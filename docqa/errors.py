@@ -14,6 +14,8 @@ class ExitCode(IntEnum):
     INDEX = 5  # index missing, damaged or built with another embedding model
     MODEL = 6  # model missing, unreadable or unsupported
     CONFIG = 7  # invalid config.yml or DOCQA_* value
+    BUSY = 8  # another ingest is writing the same index
+    WRITE = 9  # the index could not be written (disk full, read-only); the old one is intact
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -43,3 +45,15 @@ class VectorStoreError(DocqaError):
 
 class ModelError(DocqaError):
     exit_code = ExitCode.MODEL
+
+
+class IndexBusyError(DocqaError):
+    exit_code = ExitCode.BUSY
+
+
+class IndexWriteError(DocqaError):
+    exit_code = ExitCode.WRITE
+
+
+class IngestInterrupted(DocqaError):
+    exit_code = ExitCode.INTERRUPTED

@@ -1,31 +1,58 @@
-"""The ingest service: PDFs in a folder -> chunks -> embeddings -> a new index on disk."""
+"""The ingest service: bring the index up to date with the PDFs in the data folder.
+
+Files are matched with the last ingest by content (SHA-256). Only new content is read and
+embedded; renamed, moved and copied files reuse the chunks already made, and a file whose
+size and times are unchanged is not even re-read. Each document is kept as soon as it is
+embedded (docqa.documents), so an interrupted ingest resumes where it stopped; the index
+itself is replaced by one atomic switch, under a lock that admits one ingest at a time.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from docqa import __version__
 from docqa.chunking import Chunk, Chunker, strip_boilerplate
 from docqa.config import Settings
+from docqa.documents import Document, DocumentStore
 from docqa.embeddings import Embedder
-from docqa.errors import ConfigError, NoDocumentsError
-from docqa.loading import PdfReadError, find_pdfs, open_pdf
-from docqa.store import EmbeddingInfo, FileEntry, Manifest, write_store
+from docqa.errors import ConfigError, IngestInterrupted, NoDocumentsError, VectorStoreError
+from docqa.loading import FoundFile, PdfReadError, find_pdfs, open_pdf, read_file
+from docqa.store import (
+    FORMAT_VERSION,
+    EmbeddingInfo,
+    FailedFile,
+    FileEntry,
+    Manifest,
+    index_size,
+    read_manifest,
+    write_store,
+    writer_lock,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EMBED_SLICE = 64  # chunks embedded per call, so progress moves every second or so
+RACY_NS = 2_000_000_000  # files modified this close to the last scan are re-hashed
 
 
 class IngestProgress:
     """Told how far an ingest has got; this base ignores it, a user interface shows it."""
 
     def start(self, files: int) -> None:
-        """About to read `files` PDF files."""
+        """About to check `files` PDF files."""
 
     def file(self, source: str, pages: int) -> None:
-        """Opened one file (0 pages when it could not be read)."""
+        """Reading one file with new content (0 pages when it could not be read)."""
 
     def page(self) -> None:
         """Read one more page."""
@@ -36,108 +63,343 @@ class IngestProgress:
     def embedded(self, chunks: int) -> None:
         """Embedded `chunks` more chunks."""
 
+    def skipped(self) -> None:
+        """Checked one file whose content is already known."""
+
 
 @dataclass
 class IngestReport:
     vectorstore: Path
-    files: list[FileEntry] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    manifest: Manifest | None = None  # the index in use after the ingest
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    moved: list[tuple[str, str]] = field(default_factory=list)  # (old name, new name)
+    copies: list[tuple[str, str]] = field(default_factory=list)  # (copy, file it repeats)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    resumed: int = 0  # documents an interrupted ingest had finished
+    failed: list[FailedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    written: bool = False  # False when the index was already up to date
+    rebuilt_because: str | None = None
     seconds: float = 0.0
 
     @property
+    def files(self) -> list[FileEntry]:
+        return self.manifest.files if self.manifest else []
+
+    @property
     def pages(self) -> int:
-        return sum(entry.pages for entry in self.files)
+        return self.manifest.pages if self.manifest else 0
 
     @property
     def chunks(self) -> int:
-        return sum(entry.chunks for entry in self.files)
+        return self.manifest.chunks if self.manifest else 0
 
 
-def ingest(settings: Settings, progress: IngestProgress | None = None) -> IngestReport:
-    """Read every PDF under the data folder and replace the index with one built from them."""
+@dataclass(frozen=True)
+class _Seen:
+    """A file found in the data folder, identified by content."""
+
+    found: FoundFile
+    size: int
+    mtime_ns: int
+    sha256: str | None  # None when it could not be read
+    error: str | None = None
+
+
+def ingest(
+    settings: Settings, progress: IngestProgress | None = None, rebuild: bool = False
+) -> IngestReport:
+    """Bring the index up to date with the data folder (`rebuild`: make everything anew)."""
     started = time.perf_counter()
     progress = progress or IngestProgress()
-    data = settings.paths.data
+    data, folder = settings.paths.data, settings.paths.vectorstore
     if not data.is_dir():
         raise NoDocumentsError(f"data folder {data} does not exist: create it and put PDFs in it")
-    pdfs = find_pdfs(data)
-    if not pdfs:
-        raise NoDocumentsError(f"no PDF files in {data}: put some there and run ingest again")
-
-    embedder = Embedder(settings.embedding.model, settings.embedding.batch_size)
+    embedder = shared_embedder(settings.embedding.model, settings.embedding.batch_size)
     chunking = settings.chunking
     if chunking.chunk_tokens > embedder.max_tokens:
         raise ConfigError(
             f"chunking.chunk_tokens is {chunking.chunk_tokens}, but {embedder.model_id} reads "
             f"at most {embedder.max_tokens} word pieces: lower it so no chunk is truncated"
         )
-    chunker = Chunker(
-        embedder.tokenizer, chunking.chunk_tokens, chunking.overlap_tokens, chunking.cross_page
+    found, broken = find_pdfs(data)
+    if not found and not broken:
+        raise NoDocumentsError(
+            f"no PDF files in {data}: put some there and run ingest again"
+            + (" (the index is unchanged)" if (folder / "CURRENT").exists() else "")
+        )
+    embedding = EmbeddingInfo(
+        model=embedder.model_id, dimension=embedder.dimension, max_tokens=embedder.max_tokens
+    )
+    report = IngestReport(folder)
+    try:
+        with writer_lock(folder):
+            previous, report.rebuilt_because = _previous(folder, embedding, settings, rebuild)
+            scanned_at_ns = time.time_ns()
+            progress.start(len(found))
+            seen = _identify_all(found, previous)
+            fingerprint = {"embedding": embedding.model_dump(), **chunking.model_dump()}
+            store = DocumentStore(folder, fingerprint)
+            maker = _DocumentMaker(embedder, settings, progress, store, rebuild)
+            documents = maker.documents(seen, previous, report)
+
+            files, failed = _entries(seen, documents, broken)
+            report.failed = failed
+            _describe_changes(report, previous, files)
+            if not files:
+                raise NoDocumentsError(
+                    f"none of the {len(found) + len(broken)} PDF files in {data} has readable text"
+                    + (" (the index is unchanged)" if previous else "")
+                    + ": "
+                    + "; ".join(f"{f.source}: {f.reason}" for f in failed)
+                )
+            if previous is not None and _same_files(previous, files, failed):
+                report.manifest = previous
+            else:
+                manifest = Manifest(
+                    docqa_version=__version__,
+                    created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                    scanned_at_ns=scanned_at_ns,
+                    embedding=embedding,
+                    chunking=chunking.model_dump(),
+                    files=files,
+                    failed=failed,
+                )
+                write_store(folder, manifest, _parts(store, manifest))
+                report.manifest, report.written = manifest, True
+            store.prune({entry.sha256 for entry in files} | {f.sha256 for f in failed if f.sha256})
+    except KeyboardInterrupt:
+        raise IngestInterrupted(
+            "interrupted: the previous index is unchanged, and the files finished so far are "
+            "kept: run ingest again to resume"
+        ) from None
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass
+class IndexStatus:
+    manifest: Manifest
+    generation_bytes: int  # the index in use
+    total_bytes: int  # everything in the index folder, kept documents included
+    new: list[str]  # files in the data folder not yet ingested
+    changed: list[str]
+    removed: list[str]  # ingested files no longer in the data folder
+
+
+def index_status(settings: Settings) -> IndexStatus:
+    """What the index holds, verified, and what an ingest would change."""
+    folder, data = settings.paths.vectorstore, settings.paths.data
+    manifest, generation_bytes = read_manifest(folder, verify=True)
+    found, broken = find_pdfs(data) if data.is_dir() else ([], [])
+    before = {e.source: e.sha256 for e in manifest.files + manifest.failed}
+    now = {item.found.source: item.sha256 for item in _identify_all(found, manifest)}
+    now.update({name: None for name, _ in broken})
+    return IndexStatus(
+        manifest=manifest,
+        generation_bytes=generation_bytes,
+        total_bytes=index_size(folder),
+        new=sorted(name for name in now if name not in before),
+        changed=sorted(name for name, sha in now.items() if name in before and before[name] != sha),
+        removed=sorted(name for name in before if name not in now),
     )
 
-    report = IngestReport(settings.paths.vectorstore)
-    all_chunks: list[Chunk] = []
-    vectors = []
-    progress.start(len(pdfs))
-    for path in pdfs:
-        source = path.relative_to(data).as_posix()
+
+@cache
+def shared_embedder(model: str, batch_size: int) -> Embedder:
+    """One embedding model per process, however many ingests it runs."""
+    return Embedder(model, batch_size)
+
+
+class _DocumentMaker:
+    """Reads, chunks and embeds documents, and keeps them in the document store."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        settings: Settings,
+        progress: IngestProgress,
+        store: DocumentStore,
+        rebuild: bool,
+    ) -> None:
+        self.embedder = embedder
+        self.chunking = settings.chunking
+        self.progress = progress
+        self.store = store
+        self.rebuild = rebuild
+
+    def documents(
+        self, seen: list[_Seen], previous: Manifest | None, report: IngestReport
+    ) -> dict[str, Document]:
+        """The document of each distinct content: kept from before, or made now."""
+        before = {e.sha256 for e in previous.files + previous.failed} if previous else set()
+        documents: dict[str, Document] = {}
+        for item in seen:
+            sha = item.sha256
+            if sha is None or sha in documents:
+                self.progress.skipped()
+                continue
+            kept = None if self.rebuild else self.store.info(sha)
+            if kept is not None:
+                self.progress.skipped()
+                documents[sha] = kept
+                report.resumed += sha not in before  # made by an ingest that did not finish
+                continue
+            document, chunks, vectors = self.make(item, sha)
+            self.store.put(document, chunks, vectors)
+            documents[sha] = document
+            report.warnings.extend(document.warnings)
+        return documents
+
+    def make(self, item: _Seen, sha: str) -> tuple[Document, list[Chunk], np.ndarray | None]:
+        source = item.found.source
         try:
-            pdf = open_pdf(path, data)
+            pdf = open_pdf(source, read_file(item.found.path))
         except PdfReadError as exc:
-            report.skipped.append((source, str(exc)))
-            progress.file(source, 0)
-            continue
-        progress.file(source, pdf.page_count)
+            self.progress.file(source, 0)
+            return Document(sha, 0, 0, failure=str(exc)), [], None
+        self.progress.file(source, pdf.page_count)
         pages = []
         for page in pdf.pages():
             pages.append(page)
-            progress.page()
-        if chunking.strip_boilerplate:
+            self.progress.page()
+        if self.chunking.strip_boilerplate:
             pages = strip_boilerplate(pages)
+        chunker = Chunker(
+            self.embedder.tokenizer,
+            self.chunking.chunk_tokens,
+            self.chunking.overlap_tokens,
+            self.chunking.cross_page,
+        )
         chunks = chunker.split_document(pages)
-        progress.chunked(len(chunks))
+        self.progress.chunked(len(chunks))
+        warnings: tuple[str, ...] = ()
         if pdf.unreadable_pages:
-            report.warnings.append(
-                f"{source}: no text from pages {_ranges(pdf.unreadable_pages)} (damaged)"
-            )
+            warnings = (f"{source}: no text from pages {_ranges(pdf.unreadable_pages)} (damaged)",)
         if not chunks:
-            report.skipped.append(
-                (
-                    source,
-                    f"no extractable text on its {pdf.page_count} pages "
-                    "(scanned? docqa does not do OCR)",
-                )
+            failure = (
+                f"no extractable text on its {pdf.page_count} pages "
+                "(scanned? docqa does not do OCR)"
             )
-            continue
+            return Document(sha, pdf.page_count, 0, failure, warnings), [], None
+        import numpy as np
+
+        vectors = []
         for start in range(0, len(chunks), EMBED_SLICE):
             batch = chunks[start : start + EMBED_SLICE]
-            vectors.append(embedder.embed([chunk.text for chunk in batch]))
-            progress.embedded(len(batch))
-        all_chunks.extend(chunks)
-        report.files.append(
-            FileEntry(source=source, sha256=pdf.sha256, pages=pdf.page_count, chunks=len(chunks))
-        )
+            vectors.append(self.embedder.embed([chunk.text for chunk in batch]))
+            self.progress.embedded(len(batch))
+        document = Document(sha, pdf.page_count, len(chunks), warnings=warnings)
+        return document, chunks, np.vstack(vectors)
 
-    if not all_chunks:
-        raise NoDocumentsError(
-            f"none of the {len(pdfs)} PDF files in {data} has readable text: "
-            + "; ".join(f"{name}: {reason}" for name, reason in report.skipped)
-        )
-    import numpy as np
 
-    manifest = Manifest(
-        docqa_version=__version__,
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        embedding=EmbeddingInfo(
-            model=embedder.model_id, dimension=embedder.dimension, max_tokens=embedder.max_tokens
-        ),
-        chunking=chunking.model_dump(),
-        files=report.files,
-    )
-    write_store(settings.paths.vectorstore, manifest, all_chunks, np.vstack(vectors))
-    report.seconds = time.perf_counter() - started
-    return report
+def _previous(
+    folder: Path, embedding: EmbeddingInfo, settings: Settings, rebuild: bool
+) -> tuple[Manifest | None, str | None]:
+    """The last ingest's manifest if the new index can build on it, else why not."""
+    if rebuild:
+        return None, "--rebuild"
+    if not (folder / "CURRENT").exists():
+        return None, None
+    try:
+        manifest, _ = read_manifest(folder)
+    except VectorStoreError:
+        return None, f"the index was damaged or from another docqa (format {FORMAT_VERSION})"
+    if manifest.embedding != embedding:
+        return None, f"the embedding model changed from {manifest.embedding.model}"
+    if manifest.chunking != settings.chunking.model_dump():
+        return None, "the chunking settings changed"
+    return manifest, None
+
+
+def _identify_all(found: list[FoundFile], previous: Manifest | None) -> list[_Seen]:
+    known = {e.source: e for e in previous.files + previous.failed} if previous else {}
+    scanned_at_ns = previous.scanned_at_ns if previous else 0
+    return [_identify(f, known.get(f.source), scanned_at_ns) for f in found]
+
+
+def _identify(found: FoundFile, known: FileEntry | FailedFile | None, scanned_at_ns: int) -> _Seen:
+    """Who the file is: its SHA-256, from the last ingest when its size and modification time
+    are the same and it was not changed just before that ingest's scan, else read from disk."""
+    try:
+        stat = os.stat(found.path)
+    except OSError as exc:
+        return _Seen(found, 0, 0, None, f"cannot read the file ({exc.strerror})")
+    if (
+        known is not None
+        and known.sha256 is not None
+        and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+        and max(stat.st_mtime_ns, stat.st_ctime_ns) < scanned_at_ns - RACY_NS
+    ):
+        return _Seen(found, stat.st_size, stat.st_mtime_ns, known.sha256)
+    try:
+        digest = hashlib.sha256(read_file(found.path)).hexdigest()
+    except PdfReadError as exc:
+        return _Seen(found, stat.st_size, stat.st_mtime_ns, None, str(exc))
+    return _Seen(found, stat.st_size, stat.st_mtime_ns, digest)
+
+
+def _entries(
+    seen: list[_Seen], documents: dict[str, Document], broken: list[tuple[str, str]]
+) -> tuple[list[FileEntry], list[FailedFile]]:
+    files, failed = [], [FailedFile(source=name, reason=reason) for name, reason in broken]
+    for item in seen:
+        common = {"source": item.found.source, "size": item.size, "mtime_ns": item.mtime_ns}
+        document = documents.get(item.sha256 or "")
+        if document is None:
+            failed.append(FailedFile(**common, reason=item.error or "unreadable"))
+        elif document.failure:
+            failed.append(FailedFile(**common, sha256=item.sha256, reason=document.failure))
+        else:
+            files.append(
+                FileEntry(
+                    **common,
+                    sha256=document.sha256,
+                    pages=document.pages,
+                    chunks=document.chunks,
+                )
+            )
+    return files, sorted(failed, key=lambda f: f.source)
+
+
+def _same_files(previous: Manifest, files: list[FileEntry], failed: list[FailedFile]) -> bool:
+    def names(entries: list[FileEntry] | list[FailedFile]) -> set[tuple[str, str | None]]:
+        return {(entry.source, entry.sha256) for entry in entries}
+
+    return names(previous.files) == names(files) and names(previous.failed) == names(failed)
+
+
+def _describe_changes(
+    report: IngestReport, previous: Manifest | None, files: list[FileEntry]
+) -> None:
+    """Fill the report's added, updated, moved, copies, removed and unchanged."""
+    before = {entry.source: entry.sha256 for entry in previous.files} if previous else {}
+    now = {entry.source: entry.sha256 for entry in files}
+    gone = {name: sha for name, sha in before.items() if name not in now}
+    first_name: dict[str, str] = {}
+    for name, sha in sorted(now.items()):
+        if before.get(name) == sha:
+            report.unchanged += 1
+        elif name in before:
+            report.updated.append(name)
+        elif old := next((old for old, s in gone.items() if s == sha), None):
+            report.moved.append((old, name))
+            del gone[old]
+        elif sha in first_name or sha in before.values():
+            original = first_name.get(sha) or next(n for n, s in before.items() if s == sha)
+            report.copies.append((name, original))
+        else:
+            report.added.append(name)
+        first_name.setdefault(sha, name)
+    report.removed = sorted(gone)
+
+
+def _parts(store: DocumentStore, manifest: Manifest) -> Iterator[tuple[list[Chunk], np.ndarray]]:
+    """Each document's chunks and vectors, in name order, one document in memory at a time."""
+    for sha, group in sorted(manifest.documents().items(), key=lambda item: item[1][0].source):
+        yield store.load(sha, group[0].source)
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -6,10 +6,12 @@ import json
 import textwrap
 from typing import Any
 
-from docqa.ingest_service import IngestReport
+from docqa.config import Settings
+from docqa.ingest_service import IndexStatus, IngestReport
 from docqa.qa_service import Answer
 
 INDENT = "      "
+LISTED = 10  # names listed per kind of change in an ingest summary
 
 
 def answer_json(answer: Answer) -> str:
@@ -19,7 +21,14 @@ def answer_json(answer: Answer) -> str:
         document["answer"] = answer.answer
         document["abstained"] = answer.abstained
     document["sources"] = [
-        {"n": s.n, "source": s.source, "page": s.page, "text": s.text, "score": round(s.score, 4)}
+        {
+            "n": s.n,
+            "source": s.source,
+            "also": list(s.also),
+            "page": s.page,
+            "text": s.text,
+            "score": round(s.score, 4),
+        }
         for s in answer.sources
     ]
     t = answer.timings
@@ -50,7 +59,8 @@ def answer_json(answer: Answer) -> str:
 def sources_text(answer: Answer) -> str:
     lines = ["Sources:"]
     for s in answer.sources:
-        lines.append(f"  [{s.n}] {s.source}, page {s.page} (score {s.score:.3f})")
+        also = f" (also {', '.join(s.also)})" if s.also else ""
+        lines.append(f"  [{s.n}] {s.source}{also}, page {s.page} (score {s.score:.3f})")
         lines.append(textwrap.indent(s.text, INDENT))
     return "\n".join(lines)
 
@@ -75,11 +85,98 @@ def timings_text(answer: Answer) -> str:
 
 def ingest_summary(report: IngestReport) -> str:
     files = len(report.files)
-    lines = [
-        f"Indexed {files} file{'s' if files != 1 else ''} ({report.pages} pages, "
-        f"{report.chunks} chunks) in {report.seconds:.1f} s into {report.vectorstore}"
+    size = f"{files} file{'s' if files != 1 else ''} ({report.pages} pages, {report.chunks} chunks)"
+    if not report.written:
+        lines = [f"Index is up to date: {size}, nothing new to read ({report.seconds:.1f} s)"]
+    else:
+        lines = [f"Indexed {size} in {report.seconds:.1f} s into {report.vectorstore}"]
+        if report.rebuilt_because:
+            lines.append(f"  rebuilt from scratch: {report.rebuilt_because}")
+    counts = {
+        "added": len(report.added),
+        "updated": len(report.updated),
+        "moved": len(report.moved),
+        "copies": len(report.copies),
+        "removed": len(report.removed),
+        "unchanged": report.unchanged,
+        "resumed": report.resumed,
+        "failed": len(report.failed),
+    }
+    if report.written:
+        lines.append("  " + ", ".join(f"{kind} {n}" for kind, n in counts.items() if n))
+    listed = [
+        ("added", report.added),
+        ("updated", report.updated),
+        ("moved", [f"{old} -> {new}" for old, new in report.moved]),
+        ("copy", [f"{copy} (same as {original})" for copy, original in report.copies]),
+        ("removed", report.removed),
     ]
-    if report.skipped:
-        lines.append(f"Skipped {len(report.skipped)}:")
-        lines.extend(f"  {name}: {reason}" for name, reason in report.skipped)
+    for kind, names in listed:
+        lines.extend(f"  {kind}: {name}" for name in names[:LISTED])
+        if len(names) > LISTED:
+            lines.append(f"  ... and {len(names) - LISTED} more {kind}")
+    if report.failed:
+        lines.append(f"Failed {len(report.failed)} (not in the index):")
+        lines.extend(f"  {failure.source}: {failure.reason}" for failure in report.failed)
     return "\n".join(lines)
+
+
+def status_text(status: IndexStatus, settings: Settings) -> str:
+    m = status.manifest
+    copies = len(m.files) - len(m.documents())
+    chunking = m.chunking
+    lines = [
+        f"Index:       {settings.paths.vectorstore} "
+        f"(format {m.format_version}, checksums verified)",
+        f"Files:       {len(m.files)} indexed"
+        + (f" ({copies} of them copies)" if copies else "")
+        + (f", {len(m.failed)} failed" if m.failed else ""),
+        f"Pages:       {m.pages}",
+        f"Chunks:      {m.chunks}",
+        f"Embedding:   {m.embedding.model} ({m.embedding.dimension} dimensions), chunks of at "
+        f"most {chunking['chunk_tokens']} word pieces, {chunking['overlap_tokens']} overlapping",
+        f"Last ingest: {m.created_at} (docqa {m.docqa_version})",
+        f"On disk:     {_megabytes(status.total_bytes)} in all; the index in use "
+        f"{_megabytes(status.generation_bytes)}; the rest is documents kept for incremental "
+        "ingests, and the previous index",
+    ]
+    pending = {"new": status.new, "changed": status.changed, "removed": status.removed}
+    if any(pending.values()):
+        counts = ", ".join(f"{len(names)} {kind}" for kind, names in pending.items() if names)
+        lines.append(f"Data folder: {settings.paths.data}: {counts}; run `python ingest.py`")
+        for kind, names in pending.items():
+            lines.extend(f"  {kind}: {name}" for name in names[:LISTED])
+            if len(names) > LISTED:
+                lines.append(f"  ... and {len(names) - LISTED} more {kind}")
+    else:
+        lines.append(f"Data folder: {settings.paths.data}: up to date")
+    if m.failed:
+        lines.append("Failed (not in the index):")
+        lines.extend(f"  {failure.source}: {failure.reason}" for failure in m.failed)
+    return "\n".join(lines)
+
+
+def status_json(status: IndexStatus) -> str:
+    m = status.manifest
+    return json.dumps(
+        {
+            "format_version": m.format_version,
+            "files": len(m.files),
+            "documents": len(m.documents()),
+            "pages": m.pages,
+            "chunks": m.chunks,
+            "embedding": m.embedding.model_dump(),
+            "chunking": m.chunking,
+            "created_at": m.created_at,
+            "docqa_version": m.docqa_version,
+            "index_bytes": status.generation_bytes,
+            "total_bytes": status.total_bytes,
+            "failed": [{"source": f.source, "reason": f.reason} for f in m.failed],
+            "pending": {"new": status.new, "changed": status.changed, "removed": status.removed},
+        },
+        ensure_ascii=False,
+    )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MB"

@@ -28,6 +28,7 @@ class Source:
     page: int
     text: str
     score: float
+    also: tuple[str, ...] = ()  # other names of the same file
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ class QAService:
 def _sources(hits: list[Hit], texts: list[str] | None = None) -> list[Source]:
     """Hits as numbered sources, with their passage texts when those differ from the chunk's."""
     return [
-        Source(n, hit.source, hit.page, texts[n - 1] if texts else hit.text, hit.score)
+        Source(n, hit.source, hit.page, texts[n - 1] if texts else hit.text, hit.score, hit.also)
         for n, hit in enumerate(hits, start=1)
     ]
 

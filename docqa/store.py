@@ -5,20 +5,26 @@ Layout of the vectorstore folder:
     CURRENT                  name of the generation in use, replaced atomically
     gen-<time>-<id>/         one complete index: manifest.json, index.faiss, chunks.jsonl,
                              and the keyword index (bm25.npz, bm25-terms.json)
+    documents/<settings>/    each document's chunks and vectors (docqa.documents)
+    .lock                    held by the one ingest allowed to write at a time
 
 A new index is written beside the old one, flushed to disk, then CURRENT is switched, so a
-crash at any moment leaves the previous index usable. Loading checks the manifest's format
-version, embedding model and the checksums of the data files before FAISS reads anything.
+crash at any moment leaves the previous index usable; the generation before it is kept too,
+for readers still loading it. Loading checks the manifest's format version, embedding model
+and the checksums of the data files before FAISS reads anything.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,12 +34,12 @@ from pydantic import BaseModel, ValidationError
 
 from docqa.bm25 import BM25Index
 from docqa.chunking import Chunk
-from docqa.errors import VectorStoreError
+from docqa.errors import IndexBusyError, IndexWriteError, VectorStoreError
 
 if TYPE_CHECKING:
     import numpy as np
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 INDEX = "index.faiss"
@@ -41,6 +47,8 @@ CHUNKS = "chunks.jsonl"
 KEYWORDS = "bm25.npz"
 KEYWORD_TERMS = "bm25-terms.json"
 DATA_FILES = (INDEX, CHUNKS, KEYWORDS, KEYWORD_TERMS)
+LOCK = ".lock"
+KEEP_GENERATIONS = 2  # the current one and the one before, which a reader may still be loading
 _GENERATION = re.compile(r"gen-[0-9A-Za-z-]{1,64}")
 _RERUN = "run `python ingest.py` to rebuild it"
 
@@ -52,10 +60,22 @@ class EmbeddingInfo(BaseModel):
 
 
 class FileEntry(BaseModel):
+    """One indexed file name. Copies of a file share its sha256, and its chunks, once."""
+
     source: str
     sha256: str
+    size: int
+    mtime_ns: int
     pages: int
     chunks: int
+
+
+class FailedFile(BaseModel):
+    source: str
+    reason: str
+    sha256: str | None = None  # None when the file could not even be read
+    size: int = 0
+    mtime_ns: int = 0
 
 
 class Manifest(BaseModel):
@@ -64,14 +84,27 @@ class Manifest(BaseModel):
     format_version: int = FORMAT_VERSION
     docqa_version: str
     created_at: str
+    scanned_at_ns: int  # when the data folder was scanned; files changed after are re-hashed
     embedding: EmbeddingInfo
     chunking: dict[str, int | bool]
     files: list[FileEntry]
+    failed: list[FailedFile] = []
     checksums: dict[str, str] = {}
+
+    def documents(self) -> dict[str, list[FileEntry]]:
+        """Indexed files grouped by content, each group sorted by name."""
+        groups: dict[str, list[FileEntry]] = {}
+        for entry in sorted(self.files, key=lambda e: e.source):
+            groups.setdefault(entry.sha256, []).append(entry)
+        return groups
 
     @property
     def pages(self) -> int:
-        return sum(entry.pages for entry in self.files)
+        return sum(group[0].pages for group in self.documents().values())
+
+    @property
+    def chunks(self) -> int:
+        return sum(group[0].chunks for group in self.documents().values())
 
 
 @dataclass(frozen=True)
@@ -83,6 +116,7 @@ class Hit:
     text: str
     score: float
     chunk_id: int = -1  # position in the index; -1 for hits from elsewhere
+    also: tuple[str, ...] = ()  # other names of the same file
 
 
 class VectorStore:
@@ -101,19 +135,27 @@ class VectorStore:
         self.chunks = chunks
         self.keywords = keywords
         self._index = index
+        self._also = {
+            group[0].source: tuple(entry.source for entry in group[1:])
+            for group in manifest.documents().values()
+        }
 
     @classmethod
     def open(cls, folder: Path, embedding_model: str) -> VectorStore:
         """Load and verify the index in `folder`, refusing one built for another model."""
-        generation = _current_generation(folder)
+        for attempt in range(3):
+            try:
+                return cls._open(folder, _current_generation(folder), embedding_model)
+            except FileNotFoundError:  # two ingests finished while we read: read the newest
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _open(cls, folder: Path, generation: Path, embedding_model: str) -> VectorStore:
         manifest = _read_manifest(generation)
         _check_model(folder, manifest, embedding_model)
-        for name in DATA_FILES:
-            if _sha256(generation / name) != manifest.checksums.get(name):
-                raise VectorStoreError(
-                    f"the index in {folder} is damaged ({name} does not match its checksum): "
-                    f"{_RERUN}"
-                )
+        _verify(generation, manifest)
         import faiss
 
         index = faiss.read_index(str(generation / INDEX))
@@ -141,7 +183,9 @@ class VectorStore:
 
     def hit(self, chunk_id: int, score: float) -> Hit:
         chunk = self.chunks[chunk_id]
-        return Hit(chunk.source, chunk.page, chunk.text, score, chunk_id)
+        return Hit(
+            chunk.source, chunk.page, chunk.text, score, chunk_id, self._also.get(chunk.source, ())
+        )
 
     def with_neighbours(self, chunk_id: int, count: int) -> str:
         """The chunk's text joined with up to `count` chunks either side from the same file,
@@ -162,44 +206,111 @@ class VectorStore:
         return text
 
 
-def write_store(folder: Path, manifest: Manifest, chunks: list[Chunk], vectors: np.ndarray) -> Path:
-    """Write a new generation beside the current one, then switch CURRENT to it atomically."""
+def write_store(
+    folder: Path, manifest: Manifest, parts: Iterable[tuple[list[Chunk], np.ndarray]]
+) -> Path:
+    """Write a new generation from (chunks, their vectors) parts beside the current one, then
+    switch CURRENT to it atomically. A failed write leaves the current one as it was."""
     import faiss
 
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"gen-{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+    name = f"gen-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}"  # sorts by time
     staging = folder / f".staging-{name}"
-    staging.mkdir()
     try:
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(vectors)
-        faiss.write_index(index, str(staging / INDEX))
+        staging.mkdir()
+        index = faiss.IndexFlatIP(manifest.embedding.dimension)
         with open(staging / CHUNKS, "w", encoding="utf-8") as out:
-            for chunk in chunks:
-                out.write(json.dumps(chunk.__dict__, ensure_ascii=False) + "\n")
-        BM25Index.build(chunk.text for chunk in chunks).save(
-            staging / KEYWORDS, staging / KEYWORD_TERMS
-        )
+            for chunks, vectors in parts:
+                index.add(vectors)
+                for chunk in chunks:
+                    out.write(json.dumps(chunk.__dict__, ensure_ascii=False) + "\n")
+        with open(staging / INDEX, "wb") as out:
+            faiss.write_index(index, faiss.PyCallbackIOWriter(out.write))  # type: ignore[attr-defined]
+        del index
+        texts = (json.loads(line)["text"] for line in _read_lines(staging / CHUNKS))
+        BM25Index.build(texts).save(staging / KEYWORDS, staging / KEYWORD_TERMS)
         checksums = {part: _sha256(staging / part) for part in DATA_FILES}
         (staging / MANIFEST).write_text(
             manifest.model_copy(update={"checksums": checksums}).model_dump_json(indent=2),
             encoding="utf-8",
         )
         for path in staging.iterdir():
-            _fsync(path)
-        _fsync(staging)
+            fsync(path)
+        fsync(staging)
         os.rename(staging, folder / name)
-        _fsync(folder)
+        fsync(folder)
         pointer = folder / f".{CURRENT}.{name}"
         pointer.write_text(name + "\n", encoding="utf-8")
-        _fsync(pointer)
+        fsync(pointer)
         os.replace(pointer, folder / CURRENT)
-        _fsync(folder)
-    except BaseException:
+        fsync(folder)
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+            raise write_error(folder, exc) from exc
         raise
     _remove_old_generations(folder, keep=name)
     return folder / name
+
+
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES}
+
+
+def write_error(folder: Path, exc: OSError) -> IndexWriteError:
+    return IndexWriteError(
+        f"cannot write the index in {folder} ({exc.strerror}); the previous index is "
+        "unchanged and finished files are kept: free some space and run ingest again"
+    )
+
+
+def read_manifest(folder: Path, verify: bool = False) -> tuple[Manifest, int]:
+    """The current index's manifest and the bytes its generation takes, refused like the index
+    itself when unreadable (`verify`: or when a data file does not match its checksum)."""
+    generation = _current_generation(folder)
+    manifest = _read_manifest(generation)
+    if verify:
+        _verify(generation, manifest)
+    return manifest, sum(path.stat().st_size for path in generation.iterdir())
+
+
+def _verify(generation: Path, manifest: Manifest) -> None:
+    for name in DATA_FILES:
+        if _sha256(generation / name) != manifest.checksums.get(name):
+            raise VectorStoreError(
+                f"the index in {generation.parent} is damaged ({name} does not match its "
+                f"checksum): {_RERUN}"
+            )
+
+
+@contextmanager
+def writer_lock(folder: Path) -> Iterator[None]:
+    """Hold the index's write lock, or refuse at once when another ingest holds it."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK, "a+", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise IndexBusyError(
+                f"another ingest (process {holder}) is writing the index in {folder}: wait "
+                "for it to finish, then run ingest again"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.truncate(0)
+
+
+def index_size(folder: Path) -> int:
+    """Bytes on disk under the index folder (every generation and the document store)."""
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def _merge_overlap(before: str, after: str) -> str:
@@ -263,7 +374,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -272,9 +383,17 @@ def _fsync(path: Path) -> None:
 
 
 def _remove_old_generations(folder: Path, keep: str) -> None:
-    for path in folder.iterdir():
-        if path.name != keep and (path.name.startswith(("gen-", ".staging-", f".{CURRENT}."))):
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+    """Remove every generation but the newest KEEP_GENERATIONS, and leftovers of crashes."""
+    generations = sorted(
+        (path for path in folder.iterdir() if _GENERATION.fullmatch(path.name)),
+        key=lambda path: (path.name == keep, path.name),
+        reverse=True,
+    )
+    leftovers = [
+        path for path in folder.iterdir() if path.name.startswith((".staging-", f".{CURRENT}."))
+    ]
+    for path in generations[KEEP_GENERATIONS:] + leftovers:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

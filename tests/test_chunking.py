@@ -83,7 +83,7 @@ def test_overlap_must_be_less_than_half(embedder: Embedder) -> None:
 def test_no_chunk_of_the_showcase_document_is_truncated(
     embedder: Embedder, showcase_pdf: Path
 ) -> None:
-    pdf = open_pdf(showcase_pdf, showcase_pdf.parent)
+    pdf = open_pdf(showcase_pdf.name, showcase_pdf.read_bytes())
     chunker = Chunker(embedder.tokenizer, chunk_tokens=embedder.max_tokens, overlap_tokens=32)
     chunks = [chunk for page in pdf.pages() for chunk in chunker.split(page)]
     assert pdf.page_count == 177

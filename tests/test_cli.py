@@ -11,6 +11,7 @@ import pytest
 
 from docqa.store import CURRENT, MANIFEST
 from tests.conftest import FACTS, run_cli, write_documents
+from tests.fixtures.pdfs import write_pdf
 
 pytestmark = pytest.mark.slow
 
@@ -53,9 +54,9 @@ def test_vectorstore_holds_no_pickle(project: Path) -> None:
         if not path.is_file():
             continue
         assert not path.read_bytes().startswith(b"\x80"), f"{path} looks like a pickle"
-        if path.suffix in {".json", ".jsonl"}:
+        if path.suffix in {".json", ".jsonl", ".doc"}:
             for line in (
-                path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]
+                [path.read_text()] if path.suffix == ".json" else path.read_text().splitlines()
             ):
                 json.loads(line)
         elif path.suffix == ".faiss":
@@ -64,7 +65,7 @@ def test_vectorstore_holds_no_pickle(project: Path) -> None:
             with np.load(path, allow_pickle=False) as arrays:  # raises on pickled objects
                 assert all(arrays[name].dtype != object for name in arrays.files)
         else:
-            assert path.name == "CURRENT", path
+            assert path.name in {"CURRENT", ".lock"}, path
 
 
 @pytest.mark.parametrize(("question", "answer", "source", "page"), FACTS)
@@ -162,7 +163,7 @@ def test_only_broken_pdfs_fail_without_an_index(tmp_path: Path) -> None:
     result = run_cli("ingest.py", cwd=tmp_path)
     assert result.returncode == 4
     assert "empty.pdf: empty file (0 bytes)" in result.stderr
-    assert "notes.pdf: not a readable PDF" in result.stderr
+    assert "notes.pdf: not a PDF (no %PDF header" in result.stderr
     assert not (tmp_path / "vectorstore" / CURRENT).exists()
 
 
@@ -211,3 +212,33 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "Traceback" in result.stderr
     assert "VectorStoreError" in result.stderr
+
+
+def test_incremental_ingest_summary_and_status(tmp_path: Path) -> None:
+    data = write_documents(tmp_path / "data")
+    assert run_cli("ingest.py", cwd=tmp_path).returncode == 3
+    write_pdf(data / "new.pdf", ["The lighthouse keeper rings the bell at dawn."])
+    (data / "orchard.pdf").rename(data / "orchard-2025.pdf")
+    status = run_cli("-m", "docqa", "status", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "Files:       2 indexed, 1 failed" in status.stdout
+    assert "Chunks:      5" in status.stdout
+    assert "2 new, 1 removed; run `python ingest.py`" in status.stdout
+    assert "broken.pdf: not a readable PDF" in status.stdout
+
+    result = run_cli("ingest.py", cwd=tmp_path)
+    assert result.returncode == 3, "a file still fails"
+    assert "added 1, moved 1, unchanged 1, failed 1" in result.stdout
+    assert "moved: orchard.pdf -> orchard-2025.pdf" in result.stdout
+    (data / "broken.pdf").unlink()
+    assert run_cli("ingest.py", cwd=tmp_path).returncode == 0
+    status = json.loads(run_cli("-m", "docqa", "status", "--json", cwd=tmp_path).stdout)
+    assert (status["files"], status["chunks"], status["failed"]) == (3, 6, [])
+    assert status["pending"] == {"new": [], "changed": [], "removed": []}
+    assert 0 < status["index_bytes"] < status["total_bytes"]
+
+
+def test_status_without_an_index_says_run_ingest(tmp_path: Path) -> None:
+    result = run_cli("-m", "docqa", "status", cwd=tmp_path)
+    assert result.returncode == 5
+    assert "run `python ingest.py` first" in result.stderr

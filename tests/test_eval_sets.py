@@ -16,7 +16,7 @@ EVAL = REPO / "tests" / "eval"
 
 
 def page_texts(pdf: Path) -> dict[int, str]:
-    return {page.number: fold(page.text) for page in open_pdf(pdf, pdf.parent).pages()}
+    return {page.number: fold(page.text) for page in open_pdf(pdf.name, pdf.read_bytes()).pages()}
 
 
 def assert_answers_on_pages(items: list[EvalItem], pages: dict[int, str]) -> None:

@@ -50,9 +50,10 @@ def test_ingest_reports_progress_and_failures(tmp_path: Path) -> None:
     report = ingest(settings_for(data, tmp_path / "vs"), recorder)
     assert [f.source for f in report.files] == ["orchard.pdf", "travel/ferries.pdf"]
     assert (report.pages, report.chunks) == (5, 5)
-    assert dict(report.skipped)["scan.pdf"].startswith("no extractable text on its 3 pages")
-    assert "OCR" in dict(report.skipped)["scan.pdf"]
-    assert "not a readable PDF" in dict(report.skipped)["broken.pdf"]
+    failed = {failure.source: failure.reason for failure in report.failed}
+    assert failed["scan.pdf"].startswith("no extractable text on its 3 pages")
+    assert "OCR" in failed["scan.pdf"]
+    assert "not a readable PDF" in failed["broken.pdf"]
     assert recorder.events[0] == ("start", 4)
     assert [n for kind, n in recorder.events if kind == "file"][:2] == [
         ("broken.pdf", 0),

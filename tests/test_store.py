@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from docqa.chunking import Chunk
-from docqa.errors import VectorStoreError
+from docqa.errors import IndexWriteError, VectorStoreError
 from docqa.store import (
     CHUNKS,
     CURRENT,
@@ -37,11 +37,21 @@ def build(folder: Path, texts: list[str], seed: int = 0) -> np.ndarray:
     manifest = Manifest(
         docqa_version="test",
         created_at="2026-01-01T00:00:00+00:00",
+        scanned_at_ns=0,
         embedding=EmbeddingInfo(model=MODEL, dimension=8, max_tokens=254),
         chunking={"chunk_tokens": 200, "overlap_tokens": 32},
-        files=[FileEntry(source="a.pdf", sha256="0" * 64, pages=len(texts), chunks=len(texts))],
+        files=[
+            FileEntry(
+                source="a.pdf",
+                sha256="0" * 64,
+                size=1,
+                mtime_ns=0,
+                pages=len(texts),
+                chunks=len(texts),
+            )
+        ],
     )
-    write_store(folder, manifest, chunks, vectors)
+    write_store(folder, manifest, [(chunks, vectors)])
     return vectors
 
 
@@ -81,6 +91,12 @@ def damage_chunks(path: Path) -> None:
     path.write_text(path.read_text().replace("alpha", "omega"))
 
 
+def tamper_checksum(path: Path) -> None:
+    manifest = json.loads(path.read_text())
+    manifest["checksums"][CHUNKS] = "0" * 64
+    path.write_text(json.dumps(manifest))
+
+
 def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-10])
 
@@ -93,6 +109,12 @@ def truncate(path: Path) -> None:
         (KEYWORDS, truncate, "bm25.npz does not match its checksum"),
         (MANIFEST, truncate, "unreadable manifest.json"),
         (MANIFEST, lambda p: p.write_text("[]"), "format version None"),
+        (
+            MANIFEST,
+            lambda p: p.write_text(p.read_text().replace('"dimension": 8', '"dimension": "eight"')),
+            "unreadable manifest.json",
+        ),
+        (MANIFEST, tamper_checksum, "chunks.jsonl does not match its checksum"),
     ],
 )
 def test_damaged_index_is_refused(tmp_path: Path, name: str, damage, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -152,11 +174,14 @@ def test_missing_index_says_run_ingest(tmp_path: Path) -> None:
 def test_new_index_replaces_the_old_one_whole(tmp_path: Path) -> None:
     build(tmp_path, ["old"])
     first = generation(tmp_path)
+    build(tmp_path, ["middle"])
+    second = generation(tmp_path)
+    assert first.exists(), "the previous generation stays for readers still loading it"
     build(tmp_path, ["new one", "new two"], seed=1)
-    assert not first.exists(), "the previous generation is removed after the switch"
+    assert not first.exists(), "older generations are removed after the switch"
     assert [c.text for c in VectorStore.open(tmp_path, MODEL).chunks] == ["new one", "new two"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [CURRENT, generation(tmp_path).name]
+        [CURRENT, second.name, generation(tmp_path).name]
     )
 
 
@@ -171,7 +196,7 @@ def test_failed_write_leaves_the_previous_index_usable(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(faiss, "write_index", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(IndexWriteError, match=r"No space left.*previous index is unchanged"):
         build(tmp_path, ["new"])
     assert [c.text for c in VectorStore.open(tmp_path, MODEL).chunks] == ["old"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".staging-")]

@@ -1,4 +1,5 @@
-"""The `docqa` command line: ingest, ask and eval (ingest.py and main.py run the first two)."""
+"""The `docqa` command line: ingest, ask, eval and status (ingest.py and main.py run the first
+two)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import typer
 from docqa.cli.ask import ask
 from docqa.cli.evaluate import evaluate
 from docqa.cli.ingest import ingest
+from docqa.cli.status import status
 
 _HELP = "Ask questions about your PDFs, offline: ingest them once, then ask."
 
@@ -20,6 +22,7 @@ app = typer.Typer(
 app.command("ingest")(ingest)
 app.command("ask")(ask)
 app.command("eval")(evaluate)
+app.command("status")(status)
 
 _COMMANDS: dict[str, Callable[..., None]] = {"ingest": ingest, "ask": ask}
 

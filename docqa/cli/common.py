@@ -28,6 +28,10 @@ ConfigOption = Annotated[
 DebugOption = Annotated[
     bool, typer.Option("--debug", help="Show debug logs, and the traceback of any error.")
 ]
+DataOption = Annotated[
+    Path | None,
+    typer.Option("--data", help="Folder of PDFs (default from config.yml).", resolve_path=True),
+]
 VectorstoreOption = Annotated[
     Path | None,
     typer.Option(

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import sys
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from docqa.cli.common import ConfigOption, DebugOption, VectorstoreOption, note, run
+from docqa.cli.common import ConfigOption, DataOption, DebugOption, VectorstoreOption, note, run
 from docqa.errors import ExitCode
 
 
 def ingest(
-    data: Annotated[
-        Path | None,
-        typer.Option("--data", help="Folder of PDFs (default from config.yml).", resolve_path=True),
-    ] = None,
+    data: DataOption = None,
     vectorstore: VectorstoreOption = None,
+    rebuild: Annotated[
+        bool,
+        typer.Option("--rebuild", help="Read and embed every file again, ignoring what is known."),
+    ] = False,
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Read every PDF under the data folder, embed its text and write the index."""
+    """Bring the index up to date with the PDFs under the data folder: new and changed files
+    are read and embedded, removed ones dropped, unchanged ones left alone."""
 
     def body() -> ExitCode:
         from docqa.cli.progress import RichIngestProgress
@@ -33,10 +34,10 @@ def ingest(
         settings = load_settings(config, {"paths": {"data": data, "vectorstore": vectorstore}})
         progress = RichIngestProgress() if sys.stderr.isatty() else None
         with progress or nullcontext():
-            report = ingest_pdfs(settings, progress)
+            report = ingest_pdfs(settings, progress, rebuild=rebuild)
         for warning in report.warnings:
             note(warning)
         print(ingest_summary(report))
-        return ExitCode.PARTIAL if report.skipped else ExitCode.OK
+        return ExitCode.PARTIAL if report.failed else ExitCode.OK
 
     run(debug, body)

@@ -45,6 +45,9 @@ class RichIngestProgress(IngestProgress):
         total = self._progress.tasks[self._pages].total or 0
         self._progress.update(self._pages, total=total + pages)
 
+    def skipped(self) -> None:
+        self._progress.update(self._files, advance=1)
+
     def page(self) -> None:
         self._progress.update(self._pages, advance=1)
 

@@ -1,0 +1,133 @@
+"""Peak memory of ingesting a growing corpus of generated PDFs, to check that it stays bounded.
+
+    poetry run python -m bench.memory [--files 20 200] [--pages 50]
+
+Each size is a fresh `ingest.py` process on its own folder of distinct generated PDFs (every
+file different, so none is skipped as a copy). Writes bench/results/memory.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.fixtures.pdfs import write_pdf
+
+ROOT = Path(__file__).resolve().parent
+WORDS = [
+    "ledger",
+    "harbour",
+    "quarry",
+    "orchard",
+    "canal",
+    "ferry",
+    "beacon",
+    "granary",
+    "mill",
+    "forge",
+    "tannery",
+    "wharf",
+    "vicarage",
+    "toll",
+    "bridge",
+    "meadow",
+    "weir",
+    "lock",
+    "sluice",
+    "barge",
+    "cooper",
+    "chandler",
+]
+
+
+def page_text(rng: random.Random, file: int, page: int) -> str:
+    sentences = [
+        f"Record {file}-{page}-{n}: the {rng.choice(WORDS)} at {rng.choice(WORDS)} "
+        f"held {rng.randint(1, 99_999)} {rng.choice(WORDS)}s in {rng.randint(1800, 2024)}."
+        for n in range(8)
+    ]
+    return " ".join(sentences)
+
+
+def corpus(folder: Path, files: int, pages: int) -> Path:
+    """`files` distinct PDFs of `pages` pages each (made once, then reused)."""
+    for file in range(files):
+        path = folder / f"report-{file:04d}.pdf"
+        if not path.exists():
+            rng = random.Random(file)
+            write_pdf(path, [page_text(rng, file, page) for page in range(pages)])
+    return folder
+
+
+def measure(data: Path, index: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT.parent / "ingest.py"),
+            "--data",
+            str(data),
+            "--vectorstore",
+            str(index),
+            "--rebuild",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # largest child so far
+    size = sum(p.stat().st_size for p in index.rglob("*") if p.is_file())
+    return {
+        "summary": result.stdout.splitlines()[0],
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(peak_kb / 1024),
+        "index_mb": round(size / 2**20, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, nargs="+", default=[20, 200])
+    parser.add_argument("--pages", type=int, default=50)
+    args = parser.parse_args()
+    rows = []
+    for files in sorted(args.files):  # ascending, so each child's peak is the running maximum
+        data = corpus(ROOT / ".cache" / f"corpus-{args.pages}p", files, args.pages)
+        subset = ROOT / ".cache" / f"subset-{files}x{args.pages}"
+        subset.mkdir(parents=True, exist_ok=True)
+        for path in sorted(data.glob("*.pdf"))[:files]:
+            link = subset / path.name
+            if not link.exists():
+                link.symlink_to(path)
+        row = {
+            "files": files,
+            "pages": files * args.pages,
+            **measure(subset, ROOT / ".cache" / f"index-{files}x{args.pages}"),
+        }
+        print(row, flush=True)
+        rows.append(row)
+    (ROOT / "results").mkdir(exist_ok=True)
+    (ROOT / "results" / "memory.json").write_text(json.dumps(rows, indent=1), "utf-8")
+    lines = [
+        "| files | pages | seconds | peak RSS (MB) | index on disk (MB) | summary |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['files']} | {r['pages']} | {r['seconds']} | {r['peak_rss_mb']} | "
+        f"{r['index_mb']} | {r['summary']} |"
+        for r in rows
+    ]
+    (ROOT / "results" / "memory.md").write_text("\n".join(lines) + "\n", "utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

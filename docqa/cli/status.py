@@ -1,0 +1,32 @@
+"""`docqa status`: what the index holds, its size on disk, and what an ingest would change."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from docqa.cli.common import ConfigOption, DataOption, DebugOption, VectorstoreOption, run
+from docqa.errors import ExitCode
+
+
+def status(
+    data: DataOption = None,
+    vectorstore: VectorstoreOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config: ConfigOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Show the index: files, pages, chunks, model, last ingest, size, and pending changes."""
+
+    def body() -> ExitCode:
+        from docqa.config import load_settings
+        from docqa.ingest_service import index_status
+        from docqa.output import status_json, status_text
+
+        settings = load_settings(config, {"paths": {"data": data, "vectorstore": vectorstore}})
+        report = index_status(settings)
+        print(status_json(report) if json_output else status_text(report, settings))
+        return ExitCode.OK
+
+    run(debug, body)

@@ -1,0 +1,119 @@
+"""Each document's chunks and vectors, kept once per content hash: ingest's checkpoints.
+
+    vectorstore/documents/<settings>/<sha256>.doc
+
+<settings> fingerprints the embedding model and the chunk settings, so documents are made
+again when those change. A .doc file is written under a temporary name, flushed to disk and
+renamed, so it is complete or absent. Its first line (JSON) describes the document and holds
+the SHA-256 of the rest: one JSON line per chunk, with its vector as base64 float32. A file
+that could not be indexed is kept too, with the reason, so it is not read again unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from docqa.chunking import Chunk
+from docqa.store import DISK_ERRORS, fsync, write_error
+
+if TYPE_CHECKING:
+    import numpy as np
+
+FORMAT = 1
+SUFFIX = ".doc"
+
+
+@dataclass(frozen=True)
+class Document:
+    sha256: str
+    pages: int
+    chunks: int
+    failure: str | None = None  # why it could not be indexed
+    warnings: tuple[str, ...] = ()
+
+
+class DocumentStore:
+    def __init__(self, vectorstore: Path, settings: dict[str, Any]) -> None:
+        key = json.dumps({"format": FORMAT, **settings}, sort_keys=True).encode()
+        self.root = vectorstore / "documents"
+        self.folder = self.root / hashlib.sha256(key).hexdigest()[:16]
+
+    def info(self, sha256: str) -> Document | None:
+        """The stored document, or None when it is absent or damaged."""
+        try:
+            header, _ = self._read(sha256)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return header
+
+    def put(self, document: Document, chunks: list[Chunk], vectors: np.ndarray | None) -> None:
+        """Store a document for good: complete, flushed to disk, or not at all."""
+        lines = []
+        for chunk, vector in zip(chunks, [] if vectors is None else vectors, strict=True):
+            encoded = base64.b64encode(vector.astype("<f4").tobytes()).decode()
+            lines.append(
+                json.dumps(
+                    {"page": chunk.page, "text": chunk.text, "tokens": chunk.tokens, "v": encoded},
+                    ensure_ascii=False,
+                )
+            )
+        body = "".join(line + "\n" for line in lines).encode()
+        header = {**asdict(document), "body_sha256": hashlib.sha256(body).hexdigest()}
+        path = self._path(document.sha256)
+        temporary = path.with_suffix(".tmp")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with open(temporary, "wb") as out:
+                out.write(json.dumps(header).encode() + b"\n" + body)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+            fsync(self.folder)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            if exc.errno in DISK_ERRORS:
+                raise write_error(self.root.parent, exc) from exc
+            raise
+
+    def load(self, sha256: str, source: str) -> tuple[list[Chunk], np.ndarray]:
+        """A stored document's chunks, attributed to `source`, and their vectors."""
+        import numpy as np
+
+        _, records = self._read(sha256)
+        chunks = [Chunk(source, r["page"], r["text"], r["tokens"]) for r in records]
+        vectors = [np.frombuffer(base64.b64decode(r["v"]), dtype="<f4") for r in records]
+        return chunks, np.vstack(vectors).astype(np.float32)
+
+    def prune(self, keep: set[str]) -> None:
+        """Remove documents not in `keep`, and everything made with other settings."""
+        if self.root.is_dir():
+            for other in self.root.iterdir():
+                if other != self.folder:
+                    shutil.rmtree(other, ignore_errors=True)
+        if self.folder.is_dir():
+            for path in self.folder.iterdir():
+                if path.suffix != SUFFIX or path.stem not in keep:
+                    path.unlink(missing_ok=True)
+
+    def _path(self, sha256: str) -> Path:
+        return self.folder / f"{sha256}{SUFFIX}"
+
+    def _read(self, sha256: str) -> tuple[Document, list[dict[str, Any]]]:
+        raw = self._path(sha256).read_bytes()
+        first, _, body = raw.partition(b"\n")
+        header = json.loads(first)
+        if header.pop("body_sha256") != hashlib.sha256(body).hexdigest():
+            raise ValueError(f"damaged document {sha256}")
+        header["warnings"] = tuple(header["warnings"])
+        document = Document(**header)
+        records = [json.loads(line) for line in body.splitlines()]
+        if document.sha256 != sha256 or len(records) != document.chunks:
+            raise ValueError(f"inconsistent document {sha256}")
+        return document, records
