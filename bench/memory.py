@@ -9,7 +9,6 @@ file different, so none is skipped as a copy). Writes bench/results/memory.md an
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import resource
 import subprocess
@@ -18,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.report import write
 from tests.fixtures.pdfs import write_pdf
 
 ROOT = Path(__file__).resolve().parent
@@ -114,19 +114,7 @@ def main() -> None:
         }
         print(row, flush=True)
         rows.append(row)
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / "memory.json").write_text(json.dumps(rows, indent=1), "utf-8")
-    lines = [
-        "| files | pages | seconds | peak RSS (MB) | index on disk (MB) | summary |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['files']} | {r['pages']} | {r['seconds']} | {r['peak_rss_mb']} | "
-        f"{r['index_mb']} | {r['summary']} |"
-        for r in rows
-    ]
-    (ROOT / "results" / "memory.md").write_text("\n".join(lines) + "\n", "utf-8")
-    print("\n".join(lines))
+    print(write("memory", "Peak memory of ingest against corpus size", {"ingest": rows}))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.report import RESULTS, write
 from docqa.config import Settings, load_settings
 from docqa.evaluation import EvalItem, EvalReport, evaluate, load_questions
 from docqa.ingest_service import ingest
@@ -129,19 +130,10 @@ def answer_rows(pdf: Path, items: list[EvalItem], cache: Path) -> list[dict[str,
     result = evaluate(reference, items, DEPTH)
     rows.append(row("reference (500/50 chars, vector, k=2)", result))
     print(f"  reference: {rows[-1]}", flush=True)
-    (ROOT / "results" / "reference-answers.json").write_text(
+    (RESULTS / "reference-answers.json").write_text(
         json.dumps(result.to_json(), indent=1, ensure_ascii=False), encoding="utf-8"
     )
     return rows
-
-
-def markdown(title: str, rows: list[dict[str, Any]]) -> str:
-    columns = list(rows[0])
-    lines = [f"## {title}", "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
-    for values in rows:
-        cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in values.values()]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -152,18 +144,13 @@ def main() -> None:
     args = parser.parse_args()
     items = load_questions(args.questions)
     cache = ROOT / ".cache"
-    (ROOT / "results").mkdir(exist_ok=True)
     results: dict[str, list[dict[str, Any]]] = {}
     if args.part in ("retrieval", "all"):
         results["retrieval"] = retrieval_rows(args.pdf.resolve(), items, cache)
     if args.part in ("answers", "all"):
         results["answers"] = answer_rows(args.pdf.resolve(), items, cache)
-    stem = f"quality-{args.part}"
-    (ROOT / "results" / f"{stem}.json").write_text(json.dumps(results, indent=1), "utf-8")
-    text = f"# Quality on {args.questions.name} ({len(items)} items, depth {DEPTH})\n\n"
-    text += "\n".join(markdown(part, rows) for part, rows in results.items())
-    (ROOT / "results" / f"{stem}.md").write_text(text, "utf-8")
-    print(text)
+    heading = f"Quality on {args.questions.name} ({len(items)} items, depth {DEPTH})"
+    print(write(f"quality-{args.part}", heading, results))
 
 
 if __name__ == "__main__":

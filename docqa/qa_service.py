@@ -70,7 +70,8 @@ class QAService:
         """Open and verify the index and load the embedding model, and the LLM if asked."""
         started = time.perf_counter()
         if self._store is None:
-            embedder = Embedder(self.settings.embedding.model, self.settings.embedding.batch_size)
+            embedding = self.settings.embedding
+            embedder = Embedder(embedding.model, embedding.batch_size, torch_free=True)
             store = VectorStore.open(self.settings.paths.vectorstore, embedder.model_id)
             if store.manifest.embedding.dimension != embedder.dimension:
                 raise VectorStoreError(

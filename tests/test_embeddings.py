@@ -1,0 +1,102 @@
+"""The torch-free question encoder computes what sentence-transformers computes at ingest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from docqa.bert_numpy import supports
+from docqa.embeddings import Embedder
+from tests.conftest import DOCUMENTS, REPO, SHOWCASE_PDF
+from tests.fixtures.pdfs import SAMPLE_PAGES
+
+pytestmark = pytest.mark.slow
+MODEL = "all-MiniLM-L6-v2"
+
+
+def sample_texts(showcase: Path | None) -> list[str]:
+    """100 texts: the sample's and fixtures' sentences, edge cases, and 20-F pages if present."""
+    texts = [line for page in SAMPLE_PAGES for line in page.splitlines() if line.strip()]
+    texts += [text for pages in DOCUMENTS.values() for text in pages]
+    texts += [
+        "",
+        "£",
+        "How much is the minimum guarantee payable by adidas?",
+        "Zürich \u2013 “quoted” œuvre costs € 5 ‰ 文件 😀",
+        "revenue " * 300,  # longer than the model reads: both truncate
+    ]
+    if showcase is not None:
+        from docqa.loading import open_pdf
+
+        pages = open_pdf(showcase.name, showcase.read_bytes()).pages()
+        texts += [page.text[:1500] for _, page in zip(range(100), pages, strict=False)]
+    filler = [f"Question {n}: what did the club pay for player {n}?" for n in range(100)]
+    return (texts + filler)[:100]
+
+
+def test_numpy_and_sentence_transformers_agree() -> None:
+    texts = sample_texts(SHOWCASE_PDF if SHOWCASE_PDF.is_file() else None)
+    assert len(texts) == 100
+    reference = Embedder(MODEL).embed(texts)
+    light = Embedder(MODEL, torch_free=True)
+    vectors = light.embed(texts)
+    cosines = (reference * vectors).sum(axis=1)
+    assert cosines.min() >= 0.999, texts[int(cosines.argmin())]
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors.dtype == np.float32
+
+
+def test_answering_a_question_never_imports_torch(sample_project: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from docqa.config import load_settings\n"
+        "from docqa.qa_service import QAService\n"
+        "service = QAService(load_settings(None))\n"
+        "service.load(with_llm=False)\n"
+        "print(len(service.search('Who chairs the board?')))\n"
+        "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=sample_project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["2", "False", "False"]
+
+
+def test_bundled_model_runs_in_numpy() -> None:
+    embedder = Embedder(MODEL)
+    assert supports(embedder.model_dir)
+    pooling = json.loads((embedder.model_dir / "1_Pooling" / "config.json").read_text())
+    assert pooling["pooling_mode_mean_tokens"]
+
+
+def test_retrieval_finds_the_same_chunks_either_way(sample_project: Path) -> None:
+    from docqa.config import load_settings
+    from docqa.evaluation import load_questions
+    from docqa.retrieval import retrieve
+    from docqa.store import VectorStore
+
+    settings = load_settings(None, {"paths": {"vectorstore": sample_project / "vectorstore"}})
+    store = VectorStore.open(settings.paths.vectorstore, Embedder(MODEL).model_id)
+    questions = [item.question for item in load_questions(REPO / "tests/eval/sample.jsonl")]
+    vectors = {
+        runtime: Embedder(MODEL, torch_free=runtime == "numpy").embed(questions)
+        for runtime in ("torch", "numpy")
+    }
+    for n, question in enumerate(questions):
+        hits = {
+            runtime: retrieve(store, vectors[runtime][n], question, 4, settings.retrieval)
+            for runtime in vectors
+        }
+        assert [h.chunk_id for h in hits["numpy"]] == [h.chunk_id for h in hits["torch"]]
+        assert [h.score for h in hits["numpy"]] == pytest.approx(
+            [h.score for h in hits["torch"]], abs=1e-4
+        )
