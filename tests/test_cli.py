@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,15 @@ def test_status_without_an_index_says_run_ingest(tmp_path: Path) -> None:
     result = run_cli("-m", "docqa", "status", cwd=tmp_path)
     assert result.returncode == 5
     assert "run `python ingest.py` first" in result.stderr
+
+
+def test_process_start_is_when_python_started() -> None:
+    probe = (
+        "import time; time.sleep(0.6)\n"
+        "from docqa.cli.common import process_start\n"
+        "print(time.perf_counter() - process_start())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert 0.6 <= float(result.stdout) < 5.0
