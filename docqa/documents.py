@@ -48,10 +48,10 @@ class DocumentStore:
     def info(self, sha256: str) -> Document | None:
         """The stored document, or None when it is absent or damaged."""
         try:
-            header, _ = self._read(sha256)
+            document, _ = self._read(sha256)
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        return header
+        return document
 
     def put(self, document: Document, chunks: list[Chunk], vectors: np.ndarray | None) -> None:
         """Store a document for good: complete, flushed to disk, or not at all."""
@@ -86,7 +86,8 @@ class DocumentStore:
         """A stored document's chunks, attributed to `source`, and their vectors."""
         import numpy as np
 
-        _, records = self._read(sha256)
+        _, body = self._read(sha256)
+        records = [json.loads(line) for line in body.splitlines()]
         chunks = [Chunk(source, r["page"], r["text"], r["tokens"]) for r in records]
         vectors = [np.frombuffer(base64.b64decode(r["v"]), dtype="<f4") for r in records]
         return chunks, np.vstack(vectors).astype(np.float32)
@@ -105,7 +106,8 @@ class DocumentStore:
     def _path(self, sha256: str) -> Path:
         return self.folder / f"{sha256}{SUFFIX}"
 
-    def _read(self, sha256: str) -> tuple[Document, list[dict[str, Any]]]:
+    def _read(self, sha256: str) -> tuple[Document, bytes]:
+        """The header, checked against the body's checksum and chunk count, and the body."""
         raw = self._path(sha256).read_bytes()
         first, _, body = raw.partition(b"\n")
         header = json.loads(first)
@@ -113,7 +115,6 @@ class DocumentStore:
             raise ValueError(f"damaged document {sha256}")
         header["warnings"] = tuple(header["warnings"])
         document = Document(**header)
-        records = [json.loads(line) for line in body.splitlines()]
-        if document.sha256 != sha256 or len(records) != document.chunks:
+        if document.sha256 != sha256 or body.count(b"\n") != document.chunks:
             raise ValueError(f"inconsistent document {sha256}")
-        return document, records
+        return document, body

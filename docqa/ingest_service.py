@@ -27,6 +27,7 @@ from docqa.embeddings import Embedder
 from docqa.errors import ConfigError, IngestInterrupted, NoDocumentsError, VectorStoreError
 from docqa.loading import FoundFile, PdfReadError, find_pdfs, open_pdf, read_file
 from docqa.store import (
+    CURRENT,
     FORMAT_VERSION,
     EmbeddingInfo,
     FailedFile,
@@ -128,7 +129,7 @@ def ingest(
     if not found and not broken:
         raise NoDocumentsError(
             f"no PDF files in {data}: put some there and run ingest again"
-            + (" (the index is unchanged)" if (folder / "CURRENT").exists() else "")
+            + (" (the index is unchanged)" if (folder / CURRENT).exists() else "")
         )
     embedding = EmbeddingInfo(
         model=embedder.model_id, dimension=embedder.dimension, max_tokens=embedder.max_tokens
@@ -139,11 +140,10 @@ def ingest(
             previous, report.rebuilt_because = _previous(folder, embedding, settings, rebuild)
             scanned_at_ns = time.time_ns()
             progress.start(len(found))
-            seen = _identify_all(found, previous)
             fingerprint = {"embedding": embedding.model_dump(), **chunking.model_dump()}
             store = DocumentStore(folder, fingerprint)
             maker = _DocumentMaker(embedder, settings, progress, store, rebuild)
-            documents = maker.documents(seen, previous, report)
+            seen, documents = maker.documents(found, previous, report)
 
             files, failed = _entries(seen, documents, broken)
             report.failed = failed
@@ -231,12 +231,18 @@ class _DocumentMaker:
         self.rebuild = rebuild
 
     def documents(
-        self, seen: list[_Seen], previous: Manifest | None, report: IngestReport
-    ) -> dict[str, Document]:
-        """The document of each distinct content: kept from before, or made now."""
+        self, found: list[FoundFile], previous: Manifest | None, report: IngestReport
+    ) -> tuple[list[_Seen], dict[str, Document]]:
+        """Each file identified, and the document of each distinct content: kept from before,
+        or made now from the bytes its identification read (a file is read at most once)."""
         before = {e.sha256 for e in previous.files + previous.failed} if previous else set()
+        known = {e.source: e for e in previous.files + previous.failed} if previous else {}
+        scanned_at_ns = previous.scanned_at_ns if previous else 0
+        seen: list[_Seen] = []
         documents: dict[str, Document] = {}
-        for item in seen:
+        for found_file in found:
+            item, data = _identify(found_file, known.get(found_file.source), scanned_at_ns)
+            seen.append(item)
             sha = item.sha256
             if sha is None or sha in documents:
                 self.progress.skipped()
@@ -247,16 +253,19 @@ class _DocumentMaker:
                 documents[sha] = kept
                 report.resumed += sha not in before  # made by an ingest that did not finish
                 continue
-            document, chunks, vectors = self.make(item, sha)
+            document, chunks, vectors = self.make(item, sha, data)
             self.store.put(document, chunks, vectors)
             documents[sha] = document
             report.warnings.extend(document.warnings)
-        return documents
+        return seen, documents
 
-    def make(self, item: _Seen, sha: str) -> tuple[Document, list[Chunk], np.ndarray | None]:
+    def make(
+        self, item: _Seen, sha: str, data: bytes | None
+    ) -> tuple[Document, list[Chunk], np.ndarray | None]:
+        """The document of one file, from `data` when its bytes were read already."""
         source = item.found.source
         try:
-            pdf = open_pdf(source, read_file(item.found.path))
+            pdf = open_pdf(source, read_file(item.found.path) if data is None else data)
         except PdfReadError as exc:
             self.progress.file(source, 0)
             return Document(sha, 0, 0, failure=str(exc)), [], None
@@ -301,7 +310,7 @@ def _previous(
     """The last ingest's manifest if the new index can build on it, else why not."""
     if rebuild:
         return None, "--rebuild"
-    if not (folder / "CURRENT").exists():
+    if not (folder / CURRENT).exists():
         return None, None
     try:
         manifest, _ = read_manifest(folder)
@@ -314,31 +323,33 @@ def _previous(
     return manifest, None
 
 
-def _identify_all(found: list[FoundFile], previous: Manifest | None) -> list[_Seen]:
-    known = {e.source: e for e in previous.files + previous.failed} if previous else {}
-    scanned_at_ns = previous.scanned_at_ns if previous else 0
-    return [_identify(f, known.get(f.source), scanned_at_ns) for f in found]
+def _identify_all(found: list[FoundFile], previous: Manifest) -> list[_Seen]:
+    known = {e.source: e for e in previous.files + previous.failed}
+    return [_identify(f, known.get(f.source), previous.scanned_at_ns)[0] for f in found]
 
 
-def _identify(found: FoundFile, known: FileEntry | FailedFile | None, scanned_at_ns: int) -> _Seen:
+def _identify(
+    found: FoundFile, known: FileEntry | FailedFile | None, scanned_at_ns: int
+) -> tuple[_Seen, bytes | None]:
     """Who the file is: its SHA-256, from the last ingest when its size and modification time
-    are the same and it was not changed just before that ingest's scan, else read from disk."""
+    are the same and it was not changed just before that ingest's scan, else read from disk
+    (and then its bytes too, so they are not read twice)."""
     try:
         stat = os.stat(found.path)
     except OSError as exc:
-        return _Seen(found, 0, 0, None, f"cannot read the file ({exc.strerror})")
+        return _Seen(found, 0, 0, None, f"cannot read the file ({exc.strerror})"), None
     if (
         known is not None
         and known.sha256 is not None
         and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
         and max(stat.st_mtime_ns, stat.st_ctime_ns) < scanned_at_ns - RACY_NS
     ):
-        return _Seen(found, stat.st_size, stat.st_mtime_ns, known.sha256)
+        return _Seen(found, stat.st_size, stat.st_mtime_ns, known.sha256), None
     try:
-        digest = hashlib.sha256(read_file(found.path)).hexdigest()
+        data = read_file(found.path)
     except PdfReadError as exc:
-        return _Seen(found, stat.st_size, stat.st_mtime_ns, None, str(exc))
-    return _Seen(found, stat.st_size, stat.st_mtime_ns, digest)
+        return _Seen(found, stat.st_size, stat.st_mtime_ns, None, str(exc)), None
+    return _Seen(found, stat.st_size, stat.st_mtime_ns, hashlib.sha256(data).hexdigest()), data
 
 
 def _entries(
