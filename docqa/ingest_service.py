@@ -295,13 +295,15 @@ class _DocumentMaker:
             return Document(sha, pdf.page_count, 0, failure, warnings), [], None
         import numpy as np
 
-        vectors = []
-        for start in range(0, len(chunks), EMBED_SLICE):
-            batch = chunks[start : start + EMBED_SLICE]
-            vectors.append(self.embedder.embed([chunk.text for chunk in batch]))
-            self.progress.embedded(len(batch))
+        # Shortest first across the whole document, so each batch pads its texts very little.
+        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].text))
+        vectors = np.empty((len(chunks), self.embedder.dimension), np.float32)
+        for start in range(0, len(order), EMBED_SLICE):
+            rows = order[start : start + EMBED_SLICE]
+            vectors[rows] = self.embedder.embed([chunks[i].text for i in rows])
+            self.progress.embedded(len(rows))
         document = Document(sha, pdf.page_count, len(chunks), warnings=warnings)
-        return document, chunks, np.vstack(vectors)
+        return document, chunks, vectors
 
 
 def _previous(

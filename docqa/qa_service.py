@@ -71,7 +71,7 @@ class QAService:
         started = time.perf_counter()
         if self._store is None:
             embedding = self.settings.embedding
-            embedder = Embedder(embedding.model, embedding.batch_size, torch_free=True)
+            embedder = Embedder(embedding.model, embedding.batch_size, runtime="numpy")
             store = VectorStore.open(self.settings.paths.vectorstore, embedder.model_id)
             if store.manifest.embedding.dimension != embedder.dimension:
                 raise VectorStoreError(

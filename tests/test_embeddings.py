@@ -1,4 +1,5 @@
-"""The torch-free question encoder computes what sentence-transformers computes at ingest."""
+"""The torch-free encoders (numpy for questions, ONNX Runtime for ingest) compute what
+sentence-transformers computes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from docqa.bert_numpy import supports
-from docqa.embeddings import Embedder
+from docqa.embeddings import Embedder, Runtime
 from tests.conftest import DOCUMENTS, REPO, SHOWCASE_PDF
 from tests.fixtures.pdfs import SAMPLE_PAGES
 
@@ -39,27 +40,47 @@ def sample_texts(showcase: Path | None) -> list[str]:
     return (texts + filler)[:100]
 
 
-def test_numpy_and_sentence_transformers_agree() -> None:
+@pytest.fixture(scope="module")
+def texts_and_reference() -> tuple[list[str], np.ndarray]:
     texts = sample_texts(SHOWCASE_PDF if SHOWCASE_PDF.is_file() else None)
     assert len(texts) == 100
-    reference = Embedder(MODEL).embed(texts)
-    light = Embedder(MODEL, torch_free=True)
-    vectors = light.embed(texts)
+    return texts, Embedder(MODEL, runtime="sentence-transformers").embed(texts)
+
+
+@pytest.mark.parametrize("runtime", ["numpy", "onnxruntime"])
+def test_torch_free_runtimes_agree_with_sentence_transformers(
+    texts_and_reference: tuple[list[str], np.ndarray], runtime: Runtime
+) -> None:
+    texts, reference = texts_and_reference
+    vectors = Embedder(MODEL, runtime=runtime).embed(texts)
     cosines = (reference * vectors).sum(axis=1)
     assert cosines.min() >= 0.999, texts[int(cosines.argmin())]
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors.dtype == np.float32
 
 
-def test_answering_a_question_never_imports_torch(sample_project: Path) -> None:
+@pytest.mark.parametrize(
+    ("work", "printed"),
+    [
+        (  # ingest
+            "from docqa.ingest_service import shared_embedder\n"
+            "print(shared_embedder('all-MiniLM-L6-v2', 32).embed(['a page', 'another']).shape)\n",
+            ["(2,", "384)"],
+        ),
+        (  # a question
+            "from docqa.config import load_settings\n"
+            "from docqa.qa_service import QAService\n"
+            "service = QAService(load_settings(None))\n"
+            "service.load(with_llm=False)\n"
+            "print(len(service.search('Who chairs the board?')))\n",
+            ["2"],
+        ),
+    ],
+    ids=["ingest", "question"],
+)
+def test_embedding_never_imports_torch(sample_project: Path, work: str, printed: list[str]) -> None:
     probe = (
-        "import sys\n"
-        "from docqa.config import load_settings\n"
-        "from docqa.qa_service import QAService\n"
-        "service = QAService(load_settings(None))\n"
-        "service.load(with_llm=False)\n"
-        "print(len(service.search('Who chairs the board?')))\n"
-        "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
+        work + "import sys\nprint('torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
@@ -68,7 +89,7 @@ def test_answering_a_question_never_imports_torch(sample_project: Path) -> None:
         text=True,
         check=True,
     )
-    assert result.stdout.split() == ["2", "False", "False"]
+    assert result.stdout.split() == [*printed, "False", "False"]
 
 
 def test_bundled_model_runs_in_numpy() -> None:
@@ -87,16 +108,17 @@ def test_retrieval_finds_the_same_chunks_either_way(sample_project: Path) -> Non
     settings = load_settings(None, {"paths": {"vectorstore": sample_project / "vectorstore"}})
     store = VectorStore.open(settings.paths.vectorstore, Embedder(MODEL).model_id)
     questions = [item.question for item in load_questions(REPO / "tests/eval/sample.jsonl")]
-    vectors = {
-        runtime: Embedder(MODEL, torch_free=runtime == "numpy").embed(questions)
-        for runtime in ("torch", "numpy")
-    }
+    runtimes: tuple[Runtime, ...] = ("sentence-transformers", "numpy", "onnxruntime")
+    vectors = {runtime: Embedder(MODEL, runtime=runtime).embed(questions) for runtime in runtimes}
     for n, question in enumerate(questions):
         hits = {
             runtime: retrieve(store, vectors[runtime][n], question, 4, settings.retrieval)
-            for runtime in vectors
+            for runtime in runtimes
         }
-        assert [h.chunk_id for h in hits["numpy"]] == [h.chunk_id for h in hits["torch"]]
-        assert [h.score for h in hits["numpy"]] == pytest.approx(
-            [h.score for h in hits["torch"]], abs=1e-4
-        )
+        for runtime in runtimes[1:]:
+            assert [h.chunk_id for h in hits[runtime]] == [
+                h.chunk_id for h in hits["sentence-transformers"]
+            ]
+            assert [h.score for h in hits[runtime]] == pytest.approx(
+                [h.score for h in hits["sentence-transformers"]], abs=1e-4
+            )
