@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from docqa.store import CURRENT, MANIFEST
-from tests.conftest import FACTS, run_cli, write_documents
+from tests.conftest import FACTS, REPO, run_cli, write_documents
 from tests.fixtures.pdfs import write_pdf
 
 pytestmark = pytest.mark.slow
@@ -255,3 +255,21 @@ def test_process_start_is_when_python_started() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert 0.6 <= float(result.stdout) < 5.0
+
+
+def test_output_cut_short_by_its_reader_is_no_error(project: Path) -> None:
+    """`main.py ... | head -1`: the answer line arrives, and no error about the closed pipe."""
+    question = FACTS[0][0]
+    asking = subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), question],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert asking.stdout is not None
+    assert asking.stdout.readline().startswith("Answer: ")
+    asking.stdout.close()
+    _, errors = asking.communicate(timeout=300)
+    assert asking.returncode == 0
+    assert "error" not in errors

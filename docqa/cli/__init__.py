@@ -3,6 +3,8 @@ two)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +30,21 @@ _COMMANDS: dict[str, Callable[..., None]] = {"ingest": ingest, "ask": ask}
 
 
 def run_single(name: str) -> None:
-    """Run one command as a program of its own (ingest.py, main.py)."""
+    """Run one command as a program of its own (ingest.py, main.py), and end the process.
+
+    The command has written and flushed everything when it returns, so the process ends at
+    once: tearing down the interpreter (modules, models, thread pools) would add ~0.35 s to
+    every answer.
+    """
     single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     single.command()(_COMMANDS[name])
-    single(prog_name=Path(sys.argv[0]).name)
+    try:
+        single(prog_name=Path(sys.argv[0]).name)
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 1 if done.code else 0
+    else:
+        code = 0
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # a reader that went away (| head) is no error
+            stream.flush()
+    os._exit(code)

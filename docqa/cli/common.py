@@ -83,6 +83,8 @@ def run(debug: bool, body: Callable[[], ExitCode]) -> None:
         if debug:
             raise
         fail("interrupted", ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # the reader of our output went away (| head): nothing to say
+        raise typer.Exit(ExitCode.OK) from None
     except Exception as exc:
         if debug:
             raise
