@@ -30,9 +30,13 @@ class OnnxBert(NumpyBert):
         options.intra_op_num_threads = len(os.sched_getaffinity(0))
         options.log_severity_level = 3  # errors only
         self._session = onnxruntime.InferenceSession(
-            _graph(self).SerializeToString(), options, providers=["CPUExecutionProvider"]
+            self.onnx_model().SerializeToString(), options, providers=["CPUExecutionProvider"]
         )
         self.w = {"embeddings.LayerNorm.weight": self.w["embeddings.LayerNorm.weight"]}
+
+    def onnx_model(self) -> Any:
+        """The ONNX model the session runs (bench/ quantizes it to measure int8)."""
+        return _graph(self)
 
     def _forward(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
         (hidden,) = self._session.run(None, {"tokens": tokens, "mask": mask})

@@ -1,0 +1,179 @@
+"""Ingest's embedding step on its own: each runtime's throughput on a real index's chunks
+against the machine's fp32 matrix-multiply peak, and what int8 weights do to retrieval.
+
+    poetry run python -m bench.embedding --index DIR [--sample 256]
+
+DIR is a docqa index (bench.speed leaves one of the 20-F in bench/.cache/speed/docqa-index).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.report import write
+from docqa.bert_onnx import OnnxBert
+from docqa.embeddings import Embedder
+from docqa.evaluation import evaluate, load_questions
+from docqa.retrieval import retrieve
+from docqa.store import VectorStore
+
+MODEL = "all-MiniLM-L6-v2"
+QUESTIONS = Path(__file__).resolve().parent.parent / "tests" / "eval" / "manu-20f.jsonl"
+Encode = Callable[[list[str]], np.ndarray]
+
+
+class Int8Bert(OnnxBert):
+    """The ingest encoder with ONNX Runtime's dynamic int8 quantization of its weights."""
+
+    def onnx_model(self) -> Any:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with tempfile.TemporaryDirectory() as folder:
+            plain, quantized = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+            onnx.save(super().onnx_model(), plain)
+            quantize_dynamic(plain, quantized, weight_type=QuantType.QInt8)
+            return onnx.load(quantized)
+
+
+def sgemm_peak(size: int = 2048, runs: int = 7) -> float:
+    """GFLOP/s of numpy's (OpenBLAS) float32 matrix multiply on every core: the fp32 peak."""
+    a, b = (np.random.default_rng(n).random((size, size), dtype=np.float32) for n in (0, 1))
+    a @ b
+    seconds = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        a @ b
+        seconds.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(seconds) / 1e9
+
+
+def flops(config: dict[str, Any], lengths: list[int]) -> float:
+    """Floating-point operations BERT spends on texts of these token lengths (no padding)."""
+    width, inner, layers = (
+        config["hidden_size"],
+        config["intermediate_size"],
+        config["num_hidden_layers"],
+    )
+    per_token = 4 * width * width + 2 * width * inner  # multiply-adds of the dense layers
+    return sum(2.0 * layers * n * (per_token + 2 * n * width) for n in lengths)
+
+
+def throughput(encode: Encode, texts: list[str], lengths: list[int], work: float) -> dict[str, Any]:
+    encode(texts[:32])  # warm up
+    seconds = []
+    for _ in range(3):
+        started = time.perf_counter()
+        encode(texts)
+        seconds.append(time.perf_counter() - started)
+    best = statistics.median(seconds)
+    return {
+        "chunks_per_s": round(len(texts) / best, 1),
+        "tokens_per_s": round(sum(lengths) / best),
+        "gflop_per_s": round(work / best / 1e9, 1),
+    }
+
+
+class _Searcher:
+    """Retrieval over an index's chunks with other vectors: enough for docqa's evaluation."""
+
+    def __init__(self, store: VectorStore, vectors: np.ndarray | None, encode: Encode) -> None:
+        import faiss
+
+        from docqa.config import load_settings
+
+        if vectors is not None:
+            index = faiss.IndexFlatIP(vectors.shape[1])
+            index.add(vectors)
+            store = VectorStore(store.folder, store.manifest, store.chunks, index, store.keywords)
+        self.store, self.encode = store, encode
+        self.settings = load_settings(None).retrieval
+
+    def search(self, question: str, k: int | None = None) -> list[Any]:
+        vector = self.encode([question])[0]
+        return retrieve(self.store, vector, question, k or self.settings.k, self.settings)
+
+    def ask(self, question: str, k: int | None = None) -> Any:
+        raise NotImplementedError("retrieval only")
+
+
+def run(index: Path, sample: int = 256) -> dict[str, list[dict[str, Any]]]:
+    store = VectorStore.open(index, Embedder(MODEL).model_id)
+    texts = [chunk.text for chunk in store.chunks]
+    rng = np.random.default_rng(0)
+    sampled = [texts[i] for i in rng.choice(len(texts), min(sample, len(texts)), replace=False)]
+    fp32 = Embedder(MODEL)
+    config = json.loads((fp32.model_dir / "config.json").read_text())
+    lengths = [min(len(e.ids), fp32.max_tokens + 2) for e in fp32.tokenizer.encode_batch(sampled)]
+    work = flops(config, lengths)
+    peak = sgemm_peak()
+    int8 = Int8Bert(fp32.model_dir, fp32.tokenizer, fp32.max_tokens)
+    runtimes: dict[str, Encode] = {
+        "onnxruntime fp32, batch 8 (docqa ingest)": fp32.embed,
+        "numpy fp32 (docqa questions)": Embedder(MODEL, runtime="numpy").embed,
+        "sentence-transformers (torch) fp32": Embedder(
+            MODEL, runtime="sentence-transformers"
+        ).embed,
+        "onnxruntime int8 (dynamic)": lambda batch: int8.embed(batch, fp32.batch_size),
+    }
+    reference = fp32.embed(sampled)
+    rows = []
+    for name, encode in runtimes.items():
+        row = {"runtime": name, **throughput(encode, sampled, lengths, work)}
+        row["share_of_fp32_peak"] = f"{row['gflop_per_s'] / peak:.0%}"
+        row["min_cosine_to_fp32"] = round(float((encode(sampled) * reference).sum(axis=1).min()), 4)
+        rows.append(row)
+        print(row, flush=True)
+    for batch_size in (4, 16, 32, 64):
+        sized = Embedder(MODEL, batch_size)
+        row = {"runtime": f"onnxruntime fp32, batch {batch_size}"}
+        row |= throughput(sized.embed, sampled, lengths, work)
+        row["share_of_fp32_peak"] = f"{row['gflop_per_s'] / peak:.0%}"
+        row["min_cosine_to_fp32"] = 1.0
+        rows.append(row)
+        print(row, flush=True)
+
+    quality = []
+    if QUESTIONS.is_file() and any(
+        chunk.source == "manu-20f-2022-09-24.pdf" for chunk in store.chunks
+    ):
+        items = load_questions(QUESTIONS)
+        question_encoder = Embedder(MODEL, runtime="numpy").embed
+        for name, searcher in (
+            ("fp32 (docqa)", _Searcher(store, None, question_encoder)),
+            (
+                "int8 chunks and questions",
+                _Searcher(store, int8.embed(texts), lambda q: int8.embed(q)),
+            ),
+        ):
+            metrics = evaluate(searcher, items, k=4, answer=False).metrics()
+            quality.append(
+                {"embeddings": name, **{key: metrics[key] for key in ("hit@1", "hit@4", "mrr")}}
+            )
+            print(quality[-1], flush=True)
+    title = f"Embedding {len(sampled)} chunks of the index (fp32 matmul peak {peak:.0f} GFLOP/s)"
+    return {
+        title: rows,
+        "Retrieval with int8 embeddings (20-F question set, depth 4)": quality,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--sample", type=int, default=256)
+    args = parser.parse_args()
+    print(write("embedding", "Embedding throughput", run(args.index, args.sample)))
+
+
+if __name__ == "__main__":
+    main()
