@@ -93,28 +93,34 @@ def measure(data: Path, index: Path) -> dict[str, Any]:
     }
 
 
+def run(files: list[int], pages: int) -> dict[str, list[dict[str, Any]]]:
+    """Ingest `files` distinct PDFs of `pages` pages, for each count, in a fresh process."""
+    rows = []
+    for count in sorted(files):  # ascending, so each child's peak is the running maximum
+        data = corpus(ROOT / ".cache" / f"corpus-{pages}p", count, pages)
+        subset = ROOT / ".cache" / f"subset-{count}x{pages}"
+        subset.mkdir(parents=True, exist_ok=True)
+        for path in sorted(data.glob("*.pdf"))[:count]:
+            link = subset / path.name
+            if not link.exists():
+                link.symlink_to(path)
+        row = {
+            "files": count,
+            "pages": count * pages,
+            **measure(subset, ROOT / ".cache" / f"index-{count}x{pages}"),
+        }
+        print(row, flush=True)
+        rows.append(row)
+    return {"Ingest time and peak memory against corpus size": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, nargs="+", default=[20, 200])
     parser.add_argument("--pages", type=int, default=50)
     args = parser.parse_args()
-    rows = []
-    for files in sorted(args.files):  # ascending, so each child's peak is the running maximum
-        data = corpus(ROOT / ".cache" / f"corpus-{args.pages}p", files, args.pages)
-        subset = ROOT / ".cache" / f"subset-{files}x{args.pages}"
-        subset.mkdir(parents=True, exist_ok=True)
-        for path in sorted(data.glob("*.pdf"))[:files]:
-            link = subset / path.name
-            if not link.exists():
-                link.symlink_to(path)
-        row = {
-            "files": files,
-            "pages": files * args.pages,
-            **measure(subset, ROOT / ".cache" / f"index-{files}x{args.pages}"),
-        }
-        print(row, flush=True)
-        rows.append(row)
-    print(write("memory", "Peak memory of ingest against corpus size", {"ingest": rows}))
+    heading = "Peak memory of ingest against corpus size"
+    print(write("memory", heading, run(args.files, args.pages)))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,12 @@ class RetrievalSettings(_Section):
         "hybrid", description="hybrid: vector and BM25 keyword search, fused by reciprocal rank."
     )
     candidates: int = Field(50, ge=1, description="Chunks each search proposes before fusion.")
+    exact_max_chunks: int = Field(
+        100_000,
+        ge=0,
+        description="Vector search is exact up to this many chunks; a larger index is built "
+        "as an approximate (HNSW) one at the next ingest.",
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     vector_weight: float = Field(
         0.3, ge=0.0, description="Weight of vector search in the fusion; keyword search has 1."

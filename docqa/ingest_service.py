@@ -167,7 +167,12 @@ def ingest(
                     files=files,
                     failed=failed,
                 )
-                write_store(folder, manifest, _parts(store, manifest))
+                write_store(
+                    folder,
+                    manifest,
+                    _parts(store, manifest),
+                    settings.retrieval.exact_max_chunks,
+                )
                 report.manifest, report.written = manifest, True
             store.prune({entry.sha256 for entry in files} | {f.sha256 for f in failed if f.sha256})
     except KeyboardInterrupt:

@@ -208,3 +208,43 @@ def test_neighbours_are_merged_without_repeating_overlaps(tmp_path: Path) -> Non
     assert store.with_neighbours(1, 0) == "three four five"
     assert store.with_neighbours(1, 1) == "one two three four five six"
     assert store.with_neighbours(0, 3) == "one two three four five six"
+
+
+@pytest.mark.parametrize("exact_max_chunks", [10_000, 100])
+def test_large_indexes_are_approximate_yet_find_the_nearest(
+    tmp_path: Path, exact_max_chunks: int
+) -> None:
+    import faiss
+
+    rng = np.random.default_rng(0)
+    topics = rng.standard_normal((40, 8)).astype(np.float32)
+    vectors = topics[rng.integers(0, 40, 2000)] + rng.standard_normal((2000, 8)).astype(
+        np.float32
+    ) * np.float32(0.5)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = [Chunk("a.pdf", 1, f"chunk {i}", 2) for i in range(len(vectors))]
+    entry = FileEntry(source="a.pdf", sha256="0" * 64, size=1, mtime_ns=0, pages=1, chunks=2000)
+    manifest = Manifest(
+        docqa_version="test",
+        created_at="2026-01-01T00:00:00+00:00",
+        scanned_at_ns=0,
+        embedding=EmbeddingInfo(model=MODEL, dimension=8, max_tokens=254),
+        chunking={"chunk_tokens": 200, "overlap_tokens": 32},
+        files=[entry],
+    )
+    write_store(tmp_path, manifest, [(chunks, vectors)], exact_max_chunks)
+    store = VectorStore.open(tmp_path, MODEL)
+    index = store._index
+    queries = vectors[:50] + rng.standard_normal((50, 8)).astype(np.float32) * np.float32(0.1)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :4]
+    found = [[chunk_id for chunk_id, _ in store.nearest(query, 4)] for query in queries]
+    recall = np.mean([len(set(f) & set(t)) / 4 for f, t in zip(found, truth, strict=True)])
+    if exact_max_chunks >= len(vectors):
+        assert isinstance(index, faiss.IndexFlatIP)
+        assert found == truth.tolist()
+    else:
+        assert isinstance(index, faiss.IndexHNSWFlat)
+        assert index.hnsw.efSearch == 256  # kept through save and load
+        assert recall >= 0.95
+        assert np.allclose(store.vectors([5, 7]), vectors[[5, 7]])
