@@ -16,7 +16,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 export POETRY_VIRTUALENVS_IN_PROJECT := true
 
-.PHONY: setup demo test lint sample quality
+.PHONY: setup demo test lint sample quality bench
 
 setup: .venv/.installed
 
@@ -37,6 +37,13 @@ lint: setup
 quality: setup
 	$(POETRY) install --with bench
 	$(POETRY) run python -m bench.quality
+
+# Every speed benchmark against the reference pipeline and the hardware's limits, side by side
+# (the 20-F parts need ../shared/data/manu-20f-2022-09-24.pdf; about 45 minutes; writes
+# bench/results/latest.md, latest.json and PNG plots; two ~7 GB model files in models/bench/).
+bench: setup
+	$(POETRY) install --with bench
+	$(POETRY) run python -m bench
 
 # Regenerate the bundled sample PDF from the text in tests/fixtures/pdfs.py.
 sample: setup

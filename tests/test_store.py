@@ -29,29 +29,27 @@ from docqa.store import (
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def build(folder: Path, texts: list[str], seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    vectors = rng.standard_normal((len(texts), 8)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    chunks = [Chunk("a.pdf", i + 1, text, 3) for i, text in enumerate(texts)]
-    manifest = Manifest(
+def manifest_for(chunks: int) -> Manifest:
+    """The manifest of one file, a.pdf, of `chunks` chunks of 8-dimension vectors."""
+    entry = FileEntry(
+        source="a.pdf", sha256="0" * 64, size=1, mtime_ns=0, pages=chunks, chunks=chunks
+    )
+    return Manifest(
         docqa_version="test",
         created_at="2026-01-01T00:00:00+00:00",
         scanned_at_ns=0,
         embedding=EmbeddingInfo(model=MODEL, dimension=8, max_tokens=254),
         chunking={"chunk_tokens": 200, "overlap_tokens": 32},
-        files=[
-            FileEntry(
-                source="a.pdf",
-                sha256="0" * 64,
-                size=1,
-                mtime_ns=0,
-                pages=len(texts),
-                chunks=len(texts),
-            )
-        ],
+        files=[entry],
     )
-    write_store(folder, manifest, [(chunks, vectors)])
+
+
+def build(folder: Path, texts: list[str], seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((len(texts), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = [Chunk("a.pdf", i + 1, text, 3) for i, text in enumerate(texts)]
+    write_store(folder, manifest_for(len(texts)), [(chunks, vectors)])
     return vectors
 
 
@@ -223,16 +221,7 @@ def test_large_indexes_are_approximate_yet_find_the_nearest(
     ) * np.float32(0.5)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     chunks = [Chunk("a.pdf", 1, f"chunk {i}", 2) for i in range(len(vectors))]
-    entry = FileEntry(source="a.pdf", sha256="0" * 64, size=1, mtime_ns=0, pages=1, chunks=2000)
-    manifest = Manifest(
-        docqa_version="test",
-        created_at="2026-01-01T00:00:00+00:00",
-        scanned_at_ns=0,
-        embedding=EmbeddingInfo(model=MODEL, dimension=8, max_tokens=254),
-        chunking={"chunk_tokens": 200, "overlap_tokens": 32},
-        files=[entry],
-    )
-    write_store(tmp_path, manifest, [(chunks, vectors)], exact_max_chunks)
+    write_store(tmp_path, manifest_for(len(vectors)), [(chunks, vectors)], exact_max_chunks)
     store = VectorStore.open(tmp_path, MODEL)
     index = store._index
     queries = vectors[:50] + rng.standard_normal((50, 8)).astype(np.float32) * np.float32(0.1)
