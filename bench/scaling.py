@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from bench.memory import page_text
-from bench.report import table, write
+from bench.report import write
 
 ROOT = Path(__file__).resolve().parent
 DIMENSION = 384
@@ -179,10 +179,6 @@ def run(sizes: tuple[int, ...] = SIZES, runs: int = 3) -> dict[str, list[dict[st
             ask_row(chunks, runs) for chunks in sizes if chunks <= 100_000
         ],
     }
-
-
-def markdown(results: dict[str, list[dict[str, Any]]]) -> str:
-    return "\n".join(table(title, rows) for title, rows in results.items())
 
 
 def main() -> None:

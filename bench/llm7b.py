@@ -1,0 +1,213 @@
+"""A real 7B on this CPU: Llama-2-7B's exact shapes, Q8_0, random weights (speed does not
+depend on their values), as GGUF for llama.cpp and as GGML v3 for ctransformers. Measures
+load, prompt reading at 512 tokens and generation, through docqa and through each library
+directly, beside the machine's memory bandwidth, in one run.
+
+    poetry run python -m bench.llm7b [--dir models/bench] [--runs 3] [--generate 32]
+
+The two model files (~7 GB each) are written once into --dir. Each measurement is a fresh
+process; medians of --runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.report import write
+from tests.fixtures.ggml import (
+    GGML_TYPE_Q8_0,
+    LLAMA_2_7B,
+    Q8_0_BLOCK,
+    write_ggjt_llama,
+    write_gguf_llama,
+)
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_DIR = ROOT.parent / "models" / "bench"
+PROMPT_TOKENS = 512
+FILES = {
+    "llamacpp": "llama-2-7b-shaped.Q8_0.gguf",
+    "ctransformers": "llama-2-7b-shaped.ggmlv3.q8_0.bin",
+}
+
+# One measurement in a fresh process: `python -c PROBE docqa MODEL GENERATE PROMPT_TOKENS`, or
+# `... direct MODEL GENERATE TOKEN_IDS` with the token ids docqa's run used. Prints JSON: seconds
+# to load, prompt tokens and seconds to the first token, generated tokens and seconds after it.
+PROBE = """
+import json, sys, time
+how, path, generate = sys.argv[1], sys.argv[2], int(sys.argv[3])
+started = time.perf_counter()
+if how == "docqa":
+    from docqa.config import load_settings
+    from docqa.llm import load_llm
+    settings = load_settings(None, {"llm": {"model": path, "temperature": 0,
+                                            "max_new_tokens": generate, "context_length": 1024}})
+    llm, _ = load_llm(settings.llm, explicit=True)
+    loaded = time.perf_counter()
+    prompt, length = "", int(sys.argv[4])
+    while llm.count_tokens(prompt + " w7") <= length:
+        prompt += " w7"
+    while llm.count_tokens(prompt) < length:
+        prompt += "a"
+    ids = llm._engine.tokenize(prompt)
+    done = llm.complete(prompt)
+    first, total, made = done.first_token_s, done.seconds, done.completion_tokens
+else:
+    from docqa.llm import detect_backend, available_threads
+    ids = json.loads(sys.argv[4])
+    threads = available_threads()
+    if detect_backend(__import__("pathlib").Path(path)) == "llamacpp":
+        import llama_cpp
+        model = llama_cpp.Llama(model_path=path, n_ctx=1024, n_batch=512, n_ubatch=512,
+                                n_threads=threads, n_threads_batch=threads, verbose=False)
+        stream = lambda: model.generate(ids, temp=0.0)
+    else:
+        from ctransformers import LLM, Config
+        model = LLM(path, "llama", config=Config(context_length=1024, batch_size=512,
+                                                   threads=threads, gpu_layers=0))
+        stream = lambda: model.generate(ids, top_k=1, temperature=1.0, batch_size=512,
+                                        threads=threads, reset=True)
+    loaded = time.perf_counter()
+    made, first = 0, None
+    for token in stream():
+        made += 1
+        if first is None:
+            first = time.perf_counter() - loaded
+        if made == generate:
+            break
+    total = time.perf_counter() - loaded
+print(json.dumps({"load_s": loaded - started, "prompt_tokens": len(ids), "prompt_s": first,
+                  "generated": made - 1, "generate_s": total - first, "ids": ids}))
+"""
+
+
+def model_files(folder: Path) -> dict[str, Path]:
+    """The two 7B-shaped files, written once (a few minutes) and reused."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {backend: folder / name for backend, name in FILES.items()}
+    writers = {"llamacpp": write_gguf_llama, "ctransformers": write_ggjt_llama}
+    for backend, path in paths.items():
+        if not path.is_file() or path.stat().st_size < model_bytes() * 0.99:
+            print(f"writing {path} ...", flush=True)
+            partial = path.with_suffix(".partial")
+            writers[backend](partial, LLAMA_2_7B, GGML_TYPE_Q8_0)
+            partial.replace(path)
+    return paths
+
+
+def model_bytes(with_embeddings: bool = True) -> int:
+    """Bytes of the weights; without the token embeddings, of which a token reads one row."""
+    total = 0
+    for name, _, dims in LLAMA_2_7B.tensors():
+        if name == "tok_embeddings.weight" and not with_embeddings:
+            continue
+        total += dims[0] * 4 if len(dims) == 1 else dims[0] * dims[1] // 32 * Q8_0_BLOCK.itemsize
+    return total
+
+
+def memory_bandwidth(gib: int = 2, runs: int = 5) -> float:
+    """GB/s of reading a `gib` GiB array once, split across every core (numpy releases the
+    GIL while it sums): the read bandwidth a token's pass over the weights can get."""
+    import os
+
+    data = np.ones(gib * 2**30 // 8)
+    parts = np.array_split(data, len(os.sched_getaffinity(0)))
+    seconds = []
+    for _ in range(runs):
+        threads = [threading.Thread(target=np.add.reduce, args=(part,)) for part in parts]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds.append(time.perf_counter() - started)
+    return data.nbytes / statistics.median(seconds) / 1e9
+
+
+def probe(how: str, path: Path, generate: int, ids: list[int] | None = None) -> dict[str, Any]:
+    last = str(PROMPT_TOKENS) if ids is None else json.dumps(ids)
+    command = [sys.executable, "-c", PROBE, how, str(path), str(generate), last]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT.parent)
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def run(folder: Path = DEFAULT_DIR, runs: int = 3, generate: int = 32) -> dict[str, Any]:
+    paths = model_files(folder)
+    bandwidth = memory_bandwidth()
+    ceiling = bandwidth * 1e9 / model_bytes(with_embeddings=False)
+    rows = []
+    for backend, path in paths.items():
+        measured: dict[str, list[dict[str, Any]]] = {"docqa": [], "direct": []}
+        for _ in range(runs):  # alternate, so both see the same machine
+            docqa = probe("docqa", path, generate)
+            measured["docqa"].append(docqa)
+            measured["direct"].append(probe("direct", path, generate, docqa["ids"]))
+        for how, samples in measured.items():
+            row = {
+                "backend": backend,
+                "via": how,
+                "load_s": round(statistics.median(s["load_s"] for s in samples), 2),
+                "prompt_tokens": samples[0]["prompt_tokens"],
+                "prompt_tok_s": round(
+                    statistics.median(s["prompt_tokens"] / s["prompt_s"] for s in samples), 1
+                ),
+                "generation_tok_s": round(
+                    statistics.median(s["generated"] / s["generate_s"] for s in samples), 2
+                ),
+                "overhead_prompt": "",
+                "overhead_generation": "",
+                "generation_runs": [round(s["generated"] / s["generate_s"], 2) for s in samples],
+            }
+            row["share_of_ceiling"] = f"{row['generation_tok_s'] / ceiling:.0%}"
+            rows.append(row)
+            print(row, flush=True)
+    for backend in paths:
+        docqa, direct = (r for r in rows if r["backend"] == backend)
+        for key in ("prompt", "generation"):
+            speed = f"{key}_tok_s"
+            docqa[f"overhead_{key}"] = f"{1 - docqa[speed] / direct[speed]:+.1%}"
+    return {
+        "bandwidth_gb_s": round(bandwidth, 1),
+        "model_gb": round(model_bytes() / 1e9, 2),
+        "read_per_token_gb": round(model_bytes(with_embeddings=False) / 1e9, 2),
+        "ceiling_tok_s": round(ceiling, 2),
+        "runs": runs,
+        "rows": rows,
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    from bench.report import table
+
+    title = (
+        f"Llama-2-7B-shaped Q8_0 ({results['model_gb']} GB), {PROMPT_TOKENS}-token prompt: "
+        f"memory bandwidth {results['bandwidth_gb_s']} GB/s, so at most "
+        f"{results['ceiling_tok_s']} tokens/s ({results['read_per_token_gb']} GB read per token); "
+        f"medians of {results['runs']}"
+    )
+    return table(title, results["rows"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--generate", type=int, default=32)
+    args = parser.parse_args()
+    results = run(args.dir, args.runs, args.generate)
+    write("llm7b", "A 7B model on this CPU", {"backends": results["rows"]})
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
