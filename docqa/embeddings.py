@@ -31,7 +31,7 @@ class Embedder:
     Both compute what sentence-transformers computes, which runs every other model.
     """
 
-    def __init__(self, model: str, batch_size: int = 8, runtime: Runtime = "onnxruntime") -> None:
+    def __init__(self, model: str, batch_size: int = 4, runtime: Runtime = "onnxruntime") -> None:
         self.model_id = DEFAULT_MODEL_ID if model in _BUNDLED else model
         self.model_dir = resolve_model_dir(model)
         self.batch_size = batch_size
