@@ -143,16 +143,21 @@ def probe(how: str, path: Path, generate: int, ids: list[int] | None = None) -> 
 
 def run(folder: Path = DEFAULT_DIR, runs: int = 3, generate: int = 32) -> dict[str, Any]:
     paths = model_files(folder)
-    bandwidth = memory_bandwidth()
+    measured: dict[str, dict[str, list[dict[str, Any]]]] = {
+        backend: {"docqa": [], "direct": []} for backend in paths
+    }
+    bandwidths = []
+    for _ in range(runs):  # interleaved, so every measurement sees the same machine
+        for backend, path in paths.items():
+            bandwidths.append(memory_bandwidth())
+            docqa = probe("docqa", path, generate)
+            measured[backend]["docqa"].append(docqa)
+            measured[backend]["direct"].append(probe("direct", path, generate, docqa["ids"]))
+    bandwidth = statistics.median(bandwidths)
     ceiling = bandwidth * 1e9 / model_bytes(with_embeddings=False)
     rows = []
-    for backend, path in paths.items():
-        measured: dict[str, list[dict[str, Any]]] = {"docqa": [], "direct": []}
-        for _ in range(runs):  # alternate, so both see the same machine
-            docqa = probe("docqa", path, generate)
-            measured["docqa"].append(docqa)
-            measured["direct"].append(probe("direct", path, generate, docqa["ids"]))
-        for how, samples in measured.items():
+    for backend in paths:
+        for how, samples in measured[backend].items():
             row = {
                 "backend": backend,
                 "via": how,
@@ -178,6 +183,7 @@ def run(folder: Path = DEFAULT_DIR, runs: int = 3, generate: int = 32) -> dict[s
             docqa[f"overhead_{key}"] = f"{1 - docqa[speed] / direct[speed]:+.1%}"
     return {
         "bandwidth_gb_s": round(bandwidth, 1),
+        "bandwidth_samples_gb_s": [round(b, 1) for b in bandwidths],
         "model_gb": round(model_bytes() / 1e9, 2),
         "read_per_token_gb": round(model_bytes(with_embeddings=False) / 1e9, 2),
         "ceiling_tok_s": round(ceiling, 2),
@@ -189,9 +195,11 @@ def run(folder: Path = DEFAULT_DIR, runs: int = 3, generate: int = 32) -> dict[s
 def markdown(results: dict[str, Any]) -> str:
     from bench.report import table
 
+    samples = results["bandwidth_samples_gb_s"]
     title = (
         f"Llama-2-7B-shaped Q8_0 ({results['model_gb']} GB), {PROMPT_TOKENS}-token prompt: "
-        f"memory bandwidth {results['bandwidth_gb_s']} GB/s, so at most "
+        f"memory bandwidth {results['bandwidth_gb_s']} GB/s (median of {len(samples)} measured "
+        f"between the runs, {min(samples)}-{max(samples)}), so at most "
         f"{results['ceiling_tok_s']} tokens/s ({results['read_per_token_gb']} GB read per token); "
         f"medians of {results['runs']}"
     )
