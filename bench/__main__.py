@@ -11,7 +11,7 @@
    (bench.scaling, bench.memory).
 
 Writes bench/results/latest.md, latest.json and PNG plots beside them. Needs
-`poetry install --with bench` (`make bench` does both) and ~45 minutes on 2 cores.
+`poetry install --with bench` (`make bench` does both) and ~25 minutes on 2 cores.
 """
 
 from __future__ import annotations
