@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from bench.report import write
-from docqa.bert_onnx import OnnxBert
-from docqa.embeddings import Embedder
-from docqa.evaluation import evaluate, load_questions
-from docqa.retrieval import retrieve
-from docqa.store import VectorStore
+from docqa.answer.evaluation import evaluate, load_questions
+from docqa.answer.retrieval import retrieve
+from docqa.index.bert_onnx import OnnxBert
+from docqa.index.embeddings import Embedder
+from docqa.index.store import VectorStore
 
 MODEL = "all-MiniLM-L6-v2"
 QUESTIONS = Path(__file__).resolve().parent.parent / "tests" / "eval" / "manu-20f.jsonl"

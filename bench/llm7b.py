@@ -49,7 +49,7 @@ how, path, generate = sys.argv[1], sys.argv[2], int(sys.argv[3])
 started = time.perf_counter()
 if how == "docqa":
     from docqa.config import load_settings
-    from docqa.llm import load_llm
+    from docqa.llm.models import load_llm
     settings = load_settings(None, {"llm": {"model": path, "temperature": 0,
                                             "max_new_tokens": generate, "context_length": 1024}})
     llm, _ = load_llm(settings.llm, explicit=True)
@@ -63,7 +63,8 @@ if how == "docqa":
     done = llm.complete(prompt)
     first, total, made = done.first_token_s, done.seconds, done.completion_tokens
 else:
-    from docqa.llm import detect_backend, available_threads
+    from docqa.llm.engine import available_threads
+    from docqa.llm.models import detect_backend
     ids = json.loads(sys.argv[4])
     threads = available_threads()
     if detect_backend(__import__("pathlib").Path(path)) == "llamacpp":

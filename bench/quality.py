@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import RESULTS, write
+from docqa.answer.evaluation import EvalItem, EvalReport, evaluate, load_questions
+from docqa.answer.qa import QAService
 from docqa.config import Settings, load_settings
-from docqa.evaluation import EvalItem, EvalReport, evaluate, load_questions
-from docqa.ingest_service import ingest
-from docqa.qa_service import QAService
+from docqa.index.ingest import ingest
 
 ROOT = Path(__file__).resolve().parent
 SHOWCASE = ROOT.parent.parent / "shared" / "data" / "manu-20f-2022-09-24.pdf"

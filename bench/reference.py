@@ -13,12 +13,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from docqa.answer.grounding import is_abstention
+from docqa.answer.qa import Answer, Source, Timings
 from docqa.config import enforce_offline
-from docqa.embeddings import resolve_model_dir
-from docqa.grounding import is_abstention
-from docqa.llm import demo_model_path
-from docqa.qa_service import Answer, Source, Timings
-from docqa.store import Hit
+from docqa.index.embeddings import resolve_model_dir
+from docqa.index.store import Hit
+from docqa.llm.models import demo_model_path
 
 
 class ReferencePipeline:

@@ -87,9 +87,9 @@ def faiss_row(count: int, queries: np.ndarray) -> dict[str, Any]:
 def docqa_index(folder: Path, chunks: int) -> Path:
     """A genuine docqa index of `chunks` chunks (generated text, synthetic vectors), made once."""
     from docqa import __version__
-    from docqa.chunking import Chunk
-    from docqa.embeddings import DEFAULT_MODEL_ID
-    from docqa.store import CURRENT, EmbeddingInfo, FileEntry, Manifest, write_store
+    from docqa.index.chunking import Chunk
+    from docqa.index.embeddings import DEFAULT_MODEL_ID
+    from docqa.index.store import CURRENT, EmbeddingInfo, FileEntry, Manifest, write_store
 
     if (folder / CURRENT).exists():
         return folder
@@ -133,7 +133,7 @@ PROBE = """
 import sys, time
 from pathlib import Path
 from docqa.config import load_settings
-from docqa.qa_service import QAService
+from docqa.answer.qa import QAService
 service = QAService(load_settings(None, {"paths": {"vectorstore": Path(sys.argv[1])}}))
 started = time.perf_counter()
 service.load(with_llm=False)

@@ -127,8 +127,8 @@ def run(pdf: Path, runs: int, part: str = "all") -> dict[str, list[dict[str, Any
 
 def ingest_rates(index: Path, seconds: float) -> dict[str, Any]:
     """Pages, chunks and word pieces per second of a whole ingest that took `seconds`."""
-    from docqa.embeddings import Embedder
-    from docqa.store import VectorStore
+    from docqa.index.embeddings import Embedder
+    from docqa.index.store import VectorStore
 
     embedder = Embedder("all-MiniLM-L6-v2")
     store = VectorStore.open(index, embedder.model_id)

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from docqa.bm25 import BM25Index
+from docqa.index.bm25 import BM25Index
 
 TEXTS = [
     "The minimum guarantee payable by adidas is £750 million.",

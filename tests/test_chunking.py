@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from docqa.chunking import Chunker
-from docqa.embeddings import Embedder
-from docqa.loading import Page, open_pdf
+from docqa.index.chunking import Chunker
+from docqa.index.embeddings import Embedder
+from docqa.index.loading import Page, open_pdf
 
 WORDS = [
     *("the", "revenue", "of", "£583.2", "million,", "rose", "by", "18.0%"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from docqa.store import CURRENT, MANIFEST
+from docqa.index.store import CURRENT, MANIFEST
 from tests.conftest import FACTS, REPO, run_cli, write_documents
 from tests.fixtures.pdfs import write_pdf
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from docqa.answer.qa import QAService
 from docqa.errors import ExitCode
-from docqa.qa_service import QAService
-from docqa.store import LOCK, VectorStore
+from docqa.index.store import LOCK, VectorStore
 from tests.conftest import REPO, run_cli
 from tests.fixtures.pdfs import write_pdf
 from tests.test_incremental import MODEL, assert_same_index, run, settings_for, snapshot

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from docqa.bert_numpy import supports
-from docqa.embeddings import Embedder, Runtime
+from docqa.index.bert_numpy import supports
+from docqa.index.embeddings import Embedder, Runtime
 from tests.conftest import DOCUMENTS, REPO, SHOWCASE_PDF
 from tests.fixtures.pdfs import SAMPLE_PAGES
 
@@ -32,7 +32,7 @@ def sample_texts(showcase: Path | None) -> list[str]:
         "revenue " * 300,  # longer than the model reads: both truncate
     ]
     if showcase is not None:
-        from docqa.loading import open_pdf
+        from docqa.index.loading import open_pdf
 
         pages = open_pdf(showcase.name, showcase.read_bytes()).pages()
         texts += [page.text[:1500] for _, page in zip(range(100), pages, strict=False)]
@@ -63,13 +63,13 @@ def test_torch_free_runtimes_agree_with_sentence_transformers(
     ("work", "printed"),
     [
         (  # ingest
-            "from docqa.ingest_service import shared_embedder\n"
+            "from docqa.index.ingest import shared_embedder\n"
             "print(shared_embedder('all-MiniLM-L6-v2', 32).embed(['a page', 'another']).shape)\n",
             ["(2,", "384)"],
         ),
         (  # a question
             "from docqa.config import load_settings\n"
-            "from docqa.qa_service import QAService\n"
+            "from docqa.answer.qa import QAService\n"
             "service = QAService(load_settings(None))\n"
             "service.load(with_llm=False)\n"
             "print(len(service.search('Who chairs the board?')))\n",
@@ -100,10 +100,10 @@ def test_bundled_model_runs_in_numpy() -> None:
 
 
 def test_retrieval_finds_the_same_chunks_either_way(sample_project: Path) -> None:
+    from docqa.answer.evaluation import load_questions
+    from docqa.answer.retrieval import retrieve
     from docqa.config import load_settings
-    from docqa.evaluation import load_questions
-    from docqa.retrieval import retrieve
-    from docqa.store import VectorStore
+    from docqa.index.store import VectorStore
 
     settings = load_settings(None, {"paths": {"vectorstore": sample_project / "vectorstore"}})
     store = VectorStore.open(settings.paths.vectorstore, Embedder(MODEL).model_id)

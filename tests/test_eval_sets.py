@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from docqa.evaluation import EvalItem, load_questions
-from docqa.loading import open_pdf
+from docqa.answer.evaluation import EvalItem, load_questions
+from docqa.index.loading import open_pdf
 from docqa.text import fold
 from tests.conftest import REPO
 from tests.fixtures.pdfs import SAMPLE_NAME

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from docqa.answer.evaluation import EvalItem, evaluate, load_questions
+from docqa.answer.qa import Answer, Timings
 from docqa.errors import UsageError
-from docqa.evaluation import EvalItem, evaluate, load_questions
-from docqa.qa_service import Answer, Timings
-from docqa.store import Hit
+from docqa.index.store import Hit
 
 
 def item(id_: str, answers: list[str], pages: list[int], kind: str = "number") -> EvalItem:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from docqa.evidence import select, sentences
+from docqa.answer.evidence import select, sentences
 
 
 def test_sentences_respect_titles_quotes_and_wrapped_lines() -> None:

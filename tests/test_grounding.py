@@ -2,7 +2,7 @@
 
 import pytest
 
-from docqa.grounding import ABSTENTION, ground, is_abstention
+from docqa.answer.grounding import ABSTENTION, ground, is_abstention
 
 PASSAGES = {
     1: "The minimum guarantee payable by adidas over the term is equal to £750 million.",

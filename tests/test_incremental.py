@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from docqa import ingest_service
+from docqa.index import ingest as ingest_service
 from docqa.config import Settings, load_settings
 from docqa.errors import IndexBusyError, IngestInterrupted, NoDocumentsError
-from docqa.ingest_service import IngestProgress, IngestReport, ingest
-from docqa.store import VectorStore, writer_lock
+from docqa.index.ingest import IngestProgress, IngestReport, ingest
+from docqa.index.store import VectorStore, writer_lock
 from tests.conftest import BROKEN_PDF, write_documents
 from tests.fixtures.pdfs import write_pdf
 

@@ -13,14 +13,9 @@ import pytest
 
 from docqa.config import LLMSettings
 from docqa.errors import ModelError
-from docqa.llm import (
-    LocalLLM,
-    demo_model_path,
-    detect_backend,
-    gguf_context_length,
-    load_llm,
-    resolve_model_path,
-)
+from docqa.llm.engine import LocalLLM
+from docqa.llm.gguf import gguf_context_length
+from docqa.llm.models import demo_model_path, detect_backend, load_llm, resolve_model_path
 from tests.conftest import REPO
 
 
@@ -153,7 +148,7 @@ CTRANSFORMERS_PROBE = """
 import json, sys
 from pathlib import Path
 from docqa.config import LLMSettings
-from docqa.llm import load_llm
+from docqa.llm.models import load_llm
 
 llm, notice = load_llm(LLMSettings(model=Path(sys.argv[1]), max_new_tokens=5), explicit=True)
 text = "Prix: £750 millions, 漢字 ✓ — " * 20

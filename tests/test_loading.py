@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from docqa.loading import PdfFile, PdfReadError, find_pdfs, normalise, open_pdf
+from docqa.index.loading import PdfFile, PdfReadError, find_pdfs, normalise, open_pdf
 from tests.conftest import BROKEN_PDF, DOCUMENTS, write_documents
 from tests.fixtures.pdfs import write_pdf
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from docqa.config import load_settings
-from docqa.llm import load_llm
+from docqa.llm.models import load_llm
 from tests.fixtures.ggml import (
     GGML_TYPE_Q8_0,
     LLAMA_2_7B,

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from docqa.errors import ModelError, UsageError
-from docqa.prompts import (
-    LLAMA2_CHAT,
+from docqa.answer.prompts import (
     SYSTEM_PROMPT,
-    choose_chat_format,
     fit_passages,
     format_passage,
     qa_prompt_template,
 )
+from docqa.errors import ModelError, UsageError
+from docqa.llm.chat_formats import LLAMA2_CHAT, choose_chat_format
 
 # SmolLM2-135M-Instruct's template, as its GGUF file stores it.
 CHATML = (

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from docqa.answer.retrieval import maximal_marginal_relevance, reciprocal_rank_fusion, retrieve
 from docqa.config import RetrievalSettings
-from docqa.retrieval import maximal_marginal_relevance, reciprocal_rank_fusion, retrieve
-from docqa.store import VectorStore
+from docqa.index.store import VectorStore
 from tests.test_store import MODEL, build
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from docqa.answer.qa import QAService
 from docqa.config import Settings, load_settings
 from docqa.errors import ConfigError, NoDocumentsError, VectorStoreError
-from docqa.ingest_service import IngestProgress, ingest
-from docqa.qa_service import QAService
+from docqa.index.ingest import IngestProgress, ingest
 from tests.conftest import REPO, write_documents
 from tests.fixtures.pdfs import SAMPLE_NAME, SAMPLE_QUESTION, write_pdf, write_sample
 

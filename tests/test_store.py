@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from docqa.chunking import Chunk
 from docqa.errors import IndexWriteError, VectorStoreError
-from docqa.store import (
+from docqa.index.chunking import Chunk
+from docqa.index.store import (
     CHUNKS,
     CURRENT,
     DATA_FILES,

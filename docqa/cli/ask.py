@@ -19,7 +19,7 @@ from docqa.cli.common import (
 from docqa.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from docqa.qa_service import Answer
+    from docqa.answer.qa import Answer
 
 
 def ask(
@@ -55,8 +55,8 @@ def ask(
     """Answer QUESTION from your documents, citing the chunks it used."""
 
     def body() -> ExitCode:
+        from docqa.cli.render import answer_json, sources_text, timings_text
         from docqa.config import load_settings
-        from docqa.output import answer_json, sources_text, timings_text
 
         if (question is None) == (questions_file is None):
             raise UsageError("give either a QUESTION or --questions-file FILE")

@@ -15,8 +15,8 @@ import typer
 from docqa.errors import DocqaError, ExitCode
 
 if TYPE_CHECKING:
+    from docqa.answer.qa import QAService
     from docqa.config import Settings
-    from docqa.qa_service import QAService
 
 ConfigOption = Annotated[
     Path | None,
@@ -49,7 +49,7 @@ ModelOption = Annotated[
 
 def loaded_service(settings: Settings, model: Path | None, with_llm: bool) -> QAService:
     """The question-answering service with its models loaded, its notices shown."""
-    from docqa.qa_service import QAService
+    from docqa.answer.qa import QAService
 
     service = QAService(settings, explicit_model=model is not None, started=process_start())
     service.load(with_llm=with_llm)

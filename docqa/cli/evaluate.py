@@ -51,9 +51,9 @@ def evaluate(
     """Run every question through retrieval and answering, and report the metrics."""
 
     def body() -> ExitCode:
+        from docqa.answer.evaluation import ItemResult, load_questions
+        from docqa.answer.evaluation import evaluate as run_evaluation
         from docqa.config import load_settings
-        from docqa.evaluation import ItemResult, load_questions
-        from docqa.evaluation import evaluate as run_evaluation
 
         settings = load_settings(
             config, {"paths": {"vectorstore": vectorstore}, "llm": {"model": model}}

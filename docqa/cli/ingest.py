@@ -27,9 +27,9 @@ def ingest(
 
     def body() -> ExitCode:
         from docqa.cli.progress import RichIngestProgress
+        from docqa.cli.render import ingest_summary
         from docqa.config import load_settings
-        from docqa.ingest_service import ingest as ingest_pdfs
-        from docqa.output import ingest_summary
+        from docqa.index.ingest import ingest as ingest_pdfs
 
         settings = load_settings(config, {"paths": {"data": data, "vectorstore": vectorstore}})
         progress = RichIngestProgress() if sys.stderr.isatty() else None

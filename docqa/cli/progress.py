@@ -7,7 +7,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from docqa.ingest_service import IngestProgress
+from docqa.index.ingest import IngestProgress
 
 
 class RichIngestProgress(IngestProgress):

@@ -20,9 +20,9 @@ def status(
     """Show the index: files, pages, chunks, model, last ingest, size, and pending changes."""
 
     def body() -> ExitCode:
+        from docqa.cli.render import status_json, status_text
         from docqa.config import load_settings
-        from docqa.ingest_service import index_status
-        from docqa.output import status_json, status_text
+        from docqa.index.ingest import index_status
 
         settings = load_settings(config, {"paths": {"data": data, "vectorstore": vectorstore}})
         report = index_status(settings)

@@ -1,30 +1,16 @@
-"""Prompts: the question-answering instructions, each model's chat format, and context fitting."""
+"""Chat formats: how each model expects system and user messages to be laid out."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from docqa.errors import ModelError, UsageError
+from docqa.errors import ModelError
+
 
 # Short and plain: a 135M-parameter model follows one instruction, not five. Citations,
-# abstention and the removal of unsupported text are done by docqa.grounding afterwards.
-SYSTEM_PROMPT = (
-    "Answer the question in one sentence using only the passages. Copy numbers and names exactly."
-)
-USER_TEMPLATE = "{context}\n\nQuestion: {question}"
-PASSAGE_TEMPLATE = (
-    "[{n}] {page_content}"  # file and page would only tempt a small model to echo them
-)
-PASSAGE_SEPARATOR = "\n\n"
-ANSWER_STOPS = ("\n\n", "\nQuestion:")  # an answer is one paragraph; no invented next turn
-
-_CONTEXT_SLOT = "@@DOCQA_CONTEXT@@"
-_QUESTION_SLOT = "@@DOCQA_QUESTION@@"
-
-
+# abstention and the removal of unsupported text are done by docqa.answer.grounding afterwards.
 @dataclass(frozen=True)
 class ChatFormat:
     """How one model expects a system and a user message to be laid out."""
@@ -94,48 +80,3 @@ def _raise_template_error(message: str) -> None:
     from jinja2 import TemplateError
 
     raise TemplateError(message)
-
-
-def qa_prompt_template(chat_format: ChatFormat) -> str:
-    """The whole QA prompt with {context} and {question} slots; other braces escaped."""
-    user = USER_TEMPLATE.format(context=_CONTEXT_SLOT, question=_QUESTION_SLOT)
-    text = chat_format.render(SYSTEM_PROMPT, user).replace("{", "{{").replace("}", "}}")
-    return text.replace(_CONTEXT_SLOT, "{context}").replace(_QUESTION_SLOT, "{question}")
-
-
-def format_passage(n: int, text: str) -> str:
-    return PASSAGE_TEMPLATE.format(n=n, page_content=text)
-
-
-def fit_passages(
-    question: str,
-    passages: Sequence[dict[str, Any]],
-    template: str,
-    count_tokens: Callable[[str], int],
-    budget: int,
-) -> tuple[list[int], list[int]]:
-    """Indices of passages (in rank order) whose prompt fits in `budget` tokens, and of the rest.
-
-    Each passage is a dict with its text; it is numbered by its place among those kept.
-    A passage that does not fit is skipped and later, shorter ones are tried.
-    """
-
-    def prompt_tokens(chosen: list[int]) -> int:
-        context = PASSAGE_SEPARATOR.join(
-            format_passage(n, passages[i]["text"]) for n, i in enumerate(chosen, start=1)
-        )
-        return count_tokens(template.format(context=context, question=question))
-
-    if prompt_tokens([]) > budget:
-        raise UsageError(
-            f"the question alone needs more than the {budget} tokens the model has for a "
-            "prompt: shorten it or raise llm.context_length"
-        )
-    kept: list[int] = []
-    dropped: list[int] = []
-    for index in range(len(passages)):
-        if prompt_tokens([*kept, index]) <= budget:
-            kept.append(index)
-        else:
-            dropped.append(index)
-    return kept, dropped

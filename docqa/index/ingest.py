@@ -3,7 +3,7 @@
 Files are matched with the last ingest by content (SHA-256). Only new content is read and
 embedded; renamed, moved and copied files reuse the chunks already made, and a file whose
 size and times are unchanged is not even re-read. Each document is kept as soon as it is
-embedded (docqa.documents), so an interrupted ingest resumes where it stopped; the index
+embedded (docqa.index.documents), so an interrupted ingest resumes where it stopped; the index
 itself is replaced by one atomic switch, under a lock that admits one ingest at a time.
 """
 
@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docqa import __version__
-from docqa.chunking import Chunk, Chunker, strip_boilerplate
 from docqa.config import Settings
-from docqa.documents import Document, DocumentStore
-from docqa.embeddings import Embedder
 from docqa.errors import ConfigError, IngestInterrupted, NoDocumentsError, VectorStoreError
-from docqa.loading import FoundFile, PdfReadError, find_pdfs, open_pdf, read_file
-from docqa.store import (
+from docqa.index.chunking import Chunk, Chunker, strip_boilerplate
+from docqa.index.documents import Document, DocumentStore
+from docqa.index.embeddings import Embedder
+from docqa.index.loading import FoundFile, PdfReadError, find_pdfs, open_pdf, read_file
+from docqa.index.store import (
     CURRENT,
     FORMAT_VERSION,
     EmbeddingInfo,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from docqa.config import RetrievalSettings
-from docqa.store import Hit, VectorStore
+from docqa.index.store import Hit, VectorStore
 
 if TYPE_CHECKING:
     import numpy as np

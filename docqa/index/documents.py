@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docqa.chunking import Chunk
-from docqa.store import DISK_ERRORS, fsync, write_error
+from docqa.index.chunking import Chunk
+from docqa.index.store import DISK_ERRORS, fsync, write_error
 
 if TYPE_CHECKING:
     import numpy as np

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from docqa.loading import Page
+from docqa.index.loading import Page
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

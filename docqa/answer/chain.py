@@ -21,8 +21,13 @@ from langchain_core.outputs import Generation, LLMResult
 from langchain_core.prompts import PromptTemplate
 from langchain_core.retrievers import BaseRetriever
 
-from docqa.llm import Completion, LocalLLM
-from docqa.prompts import ANSWER_STOPS, PASSAGE_SEPARATOR, PASSAGE_TEMPLATE, qa_prompt_template
+from docqa.answer.prompts import (
+    ANSWER_STOPS,
+    PASSAGE_SEPARATOR,
+    PASSAGE_TEMPLATE,
+    qa_prompt_template,
+)
+from docqa.llm.engine import Completion, LocalLLM
 
 Passage = dict[str, Any]  # n, source, page, text, score
 

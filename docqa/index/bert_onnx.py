@@ -1,4 +1,4 @@
-"""The same BERT encoder as docqa.bert_numpy, run by ONNX Runtime, for ingest.
+"""The same BERT encoder as docqa.index.bert_numpy, run by ONNX Runtime, for ingest.
 
 The ONNX graph is built in memory from the model's safetensors weights (no export step, no
 torch, no file to cache): the same operations as the numpy forward pass, which ONNX Runtime
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from docqa.bert_numpy import NumpyBert
+from docqa.index.bert_numpy import NumpyBert
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

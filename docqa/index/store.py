@@ -5,7 +5,7 @@ Layout of the vectorstore folder:
     CURRENT                  name of the generation in use, replaced atomically
     gen-<time>-<id>/         one complete index: manifest.json, index.faiss, chunks.jsonl,
                              and the keyword index (bm25.npz, bm25-terms.json)
-    documents/<settings>/    each document's chunks and vectors (docqa.documents)
+    documents/<settings>/    each document's chunks and vectors (docqa.index.documents)
     .lock                    held by the one ingest allowed to write at a time
 
 A new index is written beside the old one, flushed to disk, then CURRENT is switched, so a
@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from docqa.bm25 import BM25Index
-from docqa.chunking import Chunk
 from docqa.errors import IndexBusyError, IndexWriteError, VectorStoreError
+from docqa.index.bm25 import BM25Index
+from docqa.index.chunking import Chunk
 
 if TYPE_CHECKING:
     import numpy as np

@@ -11,9 +11,9 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from docqa.answer.qa import Answer
 from docqa.errors import UsageError
-from docqa.qa_service import Answer
-from docqa.store import Hit
+from docqa.index.store import Hit
 from docqa.text import contains
 
 Kind = Literal["number", "name", "date", "fact", "unanswerable"]

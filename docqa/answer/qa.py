@@ -7,15 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from docqa.answer.evidence import Evidence, select
+from docqa.answer.grounding import ABSTENTION, ground
+from docqa.answer.prompts import fit_passages, qa_prompt_template
+from docqa.answer.retrieval import retrieve
 from docqa.config import Settings
-from docqa.embeddings import Embedder
 from docqa.errors import UsageError, VectorStoreError
-from docqa.evidence import Evidence, select
-from docqa.grounding import ABSTENTION, ground
-from docqa.llm import Completion, LocalLLM, load_llm
-from docqa.prompts import fit_passages, qa_prompt_template
-from docqa.retrieval import retrieve
-from docqa.store import Hit, VectorStore
+from docqa.index.embeddings import Embedder
+from docqa.index.store import Hit, VectorStore
+from docqa.llm.engine import Completion, LocalLLM
+from docqa.llm.models import load_llm
 
 if TYPE_CHECKING:
     import numpy as np
@@ -116,7 +117,7 @@ class QAService:
         """Retrieve; below the relevance threshold, decline without the LLM. Otherwise fit the
         chunks into the model's context, let it read their best evidence through the chain,
         and keep only what the chunks support."""
-        from docqa.chain import answer_with_chain
+        from docqa.answer.chain import answer_with_chain
 
         self.load(with_llm=True)
         llm, store = self._llm, self._store

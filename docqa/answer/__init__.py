@@ -1,0 +1,1 @@
+"""The answer side: retrieval, evidence, prompts, grounding, the LangChain chain, the QA service."""

@@ -1,0 +1,69 @@
+"""Prompts: the question-answering instructions, each model's chat format, and context fitting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from docqa.errors import UsageError
+from docqa.llm.chat_formats import ChatFormat
+
+# Short and plain: a 135M-parameter model follows one instruction, not five. Citations,
+# abstention and the removal of unsupported text are done by docqa.answer.grounding afterwards.
+SYSTEM_PROMPT = (
+    "Answer the question in one sentence using only the passages. Copy numbers and names exactly."
+)
+USER_TEMPLATE = "{context}\n\nQuestion: {question}"
+PASSAGE_TEMPLATE = (
+    "[{n}] {page_content}"  # file and page would only tempt a small model to echo them
+)
+PASSAGE_SEPARATOR = "\n\n"
+ANSWER_STOPS = ("\n\n", "\nQuestion:")  # an answer is one paragraph; no invented next turn
+
+_CONTEXT_SLOT = "@@DOCQA_CONTEXT@@"
+_QUESTION_SLOT = "@@DOCQA_QUESTION@@"
+
+
+def qa_prompt_template(chat_format: ChatFormat) -> str:
+    """The whole QA prompt with {context} and {question} slots; other braces escaped."""
+    user = USER_TEMPLATE.format(context=_CONTEXT_SLOT, question=_QUESTION_SLOT)
+    text = chat_format.render(SYSTEM_PROMPT, user).replace("{", "{{").replace("}", "}}")
+    return text.replace(_CONTEXT_SLOT, "{context}").replace(_QUESTION_SLOT, "{question}")
+
+
+def format_passage(n: int, text: str) -> str:
+    return PASSAGE_TEMPLATE.format(n=n, page_content=text)
+
+
+def fit_passages(
+    question: str,
+    passages: Sequence[dict[str, Any]],
+    template: str,
+    count_tokens: Callable[[str], int],
+    budget: int,
+) -> tuple[list[int], list[int]]:
+    """Indices of passages (in rank order) whose prompt fits in `budget` tokens, and of the rest.
+
+    Each passage is a dict with its text; it is numbered by its place among those kept.
+    A passage that does not fit is skipped and later, shorter ones are tried.
+    """
+
+    def prompt_tokens(chosen: list[int]) -> int:
+        context = PASSAGE_SEPARATOR.join(
+            format_passage(n, passages[i]["text"]) for n, i in enumerate(chosen, start=1)
+        )
+        return count_tokens(template.format(context=context, question=question))
+
+    if prompt_tokens([]) > budget:
+        raise UsageError(
+            f"the question alone needs more than the {budget} tokens the model has for a "
+            "prompt: shorten it or raise llm.context_length"
+        )
+    kept: list[int] = []
+    dropped: list[int] = []
+    for index in range(len(passages)):
+        if prompt_tokens([*kept, index]) <= budget:
+            kept.append(index)
+        else:
+            dropped.append(index)
+    return kept, dropped

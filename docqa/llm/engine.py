@@ -1,0 +1,157 @@
+"""The loaded model behind one small interface: an engine (a backend) tokenizes and yields
+sampled token ids; the one generation loop here counts tokens, applies stop strings, streams
+text and times it, so both backends behave and report alike."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from docqa.config import LLMSettings
+from docqa.errors import UsageError
+from docqa.llm.chat_formats import ChatFormat, choose_chat_format
+
+Backend = Literal["ctransformers", "llamacpp"]
+MAX_AUTO_CONTEXT = 4096  # Llama-2's trained length; larger windows cost memory, not answers
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A generated answer and how it was made."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    first_token_s: float | None  # from the call to the first sampled token
+    seconds: float
+    finish_reason: Literal["stop", "length"]
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        decoding = self.seconds - (self.first_token_s or 0.0)
+        if self.completion_tokens < 2 or decoding <= 0:
+            return None
+        return (self.completion_tokens - 1) / decoding
+
+
+class Engine(Protocol):
+    """What a backend provides: tokens in, token ids out."""
+
+    context_length: int
+    chat_template: str | None
+    bos_text: str
+    eos_text: str
+    adds_bos: bool
+
+    def tokenize(self, text: str) -> list[int]: ...
+    def detokenize(self, tokens: list[int]) -> bytes: ...
+    def is_end(self, token: int) -> bool: ...
+    def generate(self, tokens: list[int]) -> Generator[int, Any, None]: ...
+
+
+class LocalLLM:
+    """A loaded model: count tokens, and complete prompts with streaming and timings."""
+
+    def __init__(self, engine: Engine, path: Path, backend: Backend, settings: LLMSettings):
+        self._engine = engine
+        self.path = path
+        self.backend = backend
+        self.max_new_tokens = settings.max_new_tokens
+        self.chat_format: ChatFormat = choose_chat_format(
+            settings.prompt_format,
+            engine.chat_template,
+            # empty when the tokenizer adds BOS itself, so a template never sends it twice
+            bos_text="" if engine.adds_bos else engine.bos_text,
+            eos_text=engine.eos_text,
+            model=path.name,
+        )
+
+    @property
+    def context_length(self) -> int:
+        return self._engine.context_length
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._engine.tokenize(text))
+
+    def complete(
+        self,
+        prompt: str,
+        stop: Sequence[str] = (),
+        on_text: Callable[[str], None] | None = None,
+    ) -> Completion:
+        """Generate until an end token, a stop string or the token limit; stream via on_text."""
+        started = time.perf_counter()
+        stop = tuple(stop) + self.chat_format.stop
+        tokens = self._engine.tokenize(prompt)
+        room = self.context_length - len(tokens)
+        if room < 1:
+            raise UsageError(
+                f"the prompt is {len(tokens)} tokens, more than the model's context of "
+                f"{self.context_length}: shorten the question or raise llm.context_length"
+            )
+        limit = min(self.max_new_tokens, room)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text, shown, generated = "", 0, 0
+        first_token_s: float | None = None
+        finish: Literal["stop", "length"] = "length"
+        stream = self._engine.generate(tokens)
+        for token in stream:
+            if first_token_s is None:
+                first_token_s = time.perf_counter() - started
+            if self._engine.is_end(token):
+                finish = "stop"
+                break
+            generated += 1
+            text += decoder.decode(self._engine.detokenize([token]))
+            if not shown:
+                text = text.lstrip()
+            cut = _first_stop(text, stop)
+            if cut is not None:
+                text, finish = text[:cut], "stop"
+                break
+            # hold back what may become a stop string, and trailing space the end may strip
+            ready = len(text[: len(text) - _pending_stop_prefix(text, stop)].rstrip())
+            if on_text and ready > shown:
+                on_text(text[shown:ready])
+                shown = ready
+            if generated >= limit:
+                break
+        else:
+            finish = "stop"  # the backend ended the stream at its end token
+        stream.close()
+        text = text.rstrip()
+        if on_text and len(text) > shown:
+            on_text(text[shown:])
+        return Completion(
+            text=text,
+            prompt_tokens=len(tokens),
+            completion_tokens=generated,
+            first_token_s=first_token_s,
+            seconds=time.perf_counter() - started,
+            finish_reason=finish,
+        )
+
+
+def available_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    found = [index for index in (text.find(stop) for stop in stops if stop) if index >= 0]
+    return min(found) if found else None
+
+
+def _pending_stop_prefix(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of `text` that could still grow into a stop string."""
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:size]):
+                longest = size
+                break
+    return longest
