@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from docqa.index import ingest as ingest_service
 from docqa.config import Settings, load_settings
 from docqa.errors import IndexBusyError, IngestInterrupted, NoDocumentsError
+from docqa.index import ingest as ingest_service
 from docqa.index.ingest import IngestProgress, IngestReport, ingest
 from docqa.index.store import VectorStore, writer_lock
 from tests.conftest import BROKEN_PDF, write_documents
