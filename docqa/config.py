@@ -105,7 +105,32 @@ class AnswerSettings(_Section):
     min_quote_score: float = Field(1.3, description="Evidence score needed to quote it.")
 
 
-class LLMSettings(_Section):
+class Sampling(_Section):
+    """How one answer is generated; every request may override these defaults."""
+
+    max_new_tokens: int = Field(256, ge=1, le=32768, description="Longest answer, in tokens.")
+    temperature: float = Field(0.1, ge=0.0, le=5.0, description="0 means greedy decoding.")
+    top_k: int = Field(40, ge=1, description="Keep only the k most likely tokens.")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling probability.")
+    min_p: float = Field(
+        0.05, ge=0.0, le=1.0, description="Minimum probability relative to the best token."
+    )
+    repeat_penalty: float = Field(1.1, ge=1.0, le=5.0, description="Penalty on repeated tokens.")
+    seed: int = Field(42, ge=0, le=2**31 - 1, description="Sampling seed, for repeatable answers.")
+    stop: tuple[str, ...] = Field(
+        ("\n\n", "\nQuestion:"),
+        description="The answer ends where the model writes any of these (one paragraph, no "
+        "invented next question).",
+    )
+
+    def override(self, **values: object) -> Sampling:
+        """These settings with some replaced (None leaves one as it is), validated: raises
+        pydantic's ValidationError, which each front end words for its own users."""
+        chosen = {name: value for name, value in values.items() if value is not None}
+        return Sampling.model_validate({**self.model_dump(), **chosen})
+
+
+class LLMSettings(Sampling):
     model: Path = Field(
         Path("models/llama-2-7b-chat.ggmlv3.q8_0.bin"),
         description="Model file: GGML .bin (ctransformers) or GGUF (llama.cpp). When the "
@@ -127,17 +152,27 @@ class LLMSettings(_Section):
         description="Context window in tokens. Empty: the model's trained length (GGUF "
         "metadata), at most 4096; 4096 for GGML files (Llama-2).",
     )
-    max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
-    temperature: float = Field(0.1, ge=0.0, description="0 means greedy decoding.")
-    top_k: int = Field(40, ge=1)
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
-    min_p: float = Field(0.05, ge=0.0, le=1.0, description="llama.cpp only.")
-    repeat_penalty: float = Field(1.1, ge=1.0)
-    seed: int = Field(42, ge=0, description="Sampling seed, for repeatable answers.")
     threads: int | None = Field(
         None, ge=1, description="CPU threads. Empty: every core this process may use."
     )
     batch_size: int = Field(512, ge=1, description="Prompt tokens evaluated per batch.")
+
+    @property
+    def sampling(self) -> Sampling:
+        """The default generation settings."""
+        return Sampling.model_validate(self.model_dump(include=set(Sampling.model_fields)))
+
+
+class ChatSettings(_Section):
+    stop: tuple[str, ...] = Field(
+        ("\nQuestion:", "\nUser:"),
+        description="Stop strings of chat answers, which may run to several paragraphs.",
+    )
+    rewrite: Literal["keywords", "llm", "both", "off"] = Field(
+        "keywords",
+        description="How a follow-up question is made stand-alone before retrieval: words "
+        "carried from the conversation, an LLM rewrite, both, or neither.",
+    )
 
 
 class Settings(_Section):
@@ -147,6 +182,7 @@ class Settings(_Section):
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()
     llm: LLMSettings = LLMSettings()
+    chat: ChatSettings = ChatSettings()
 
 
 def load_settings(

@@ -96,9 +96,19 @@ def test_json_answer_schema_and_grounded_answer(project: Path) -> None:
         assert -1.0 <= item["score"] <= 1.0
     assert (result["sources"][0]["source"], result["sources"][0]["page"]) == (source, page)
     timings = result["timings"]
-    assert set(timings) == {"load_s", "retrieve_s", "generate_s", "total_s"}
+    assert set(timings) == {
+        "load_s",
+        "retrieve_s",
+        "first_token_s",
+        "generate_s",
+        "total_s",
+        "process_s",
+    }
     assert all(isinstance(v, float) and v >= 0 for v in timings.values())
-    assert timings["total_s"] >= timings["load_s"] + timings["generate_s"]
+    assert timings["retrieve_s"] < timings["first_token_s"] < timings["total_s"]
+    assert timings["total_s"] >= timings["generate_s"]  # this question's, loading apart
+    assert timings["process_s"] >= timings["load_s"] + timings["total_s"]
+    assert result["revised"] is (result["answer"] != result["raw_answer"])
     assert result["model"]["backend"] == "llamacpp"
     assert result["model"]["path"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
     usage = result["usage"]

@@ -96,6 +96,7 @@ def test_shipped_config_matches_the_defaults() -> None:
         "retrieval",
         "answer",
         "llm",
+        "chat",
     }
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from docqa.answer.evidence import select, sentences
+from docqa.answer.evidence import Evidence, excerpts, select, sentences
 
 
 def test_sentences_respect_titles_quotes_and_wrapped_lines() -> None:
@@ -39,4 +39,12 @@ def test_select_adds_rare_shared_words_to_similarity() -> None:
     by_both = select("zebra crossing?", passages, fake_embed, lambda t: idf(t) or 0.1, 1.0)
     assert by_similarity[0].text == "Banana bread sells."
     assert by_both[0].text == "Zebra crossings help."
-    assert (by_both[0].n, by_both[0].before) == (1, "Banana bread sells.")
+    assert (by_both[0].n, by_both[0].index) == (1, 1)
+
+
+def test_excerpts_add_each_sentence_before_once_in_document_order() -> None:
+    passages = {1: "One here now. Two here now. Three here now. Four here now.", 2: "Five is it."}
+    chosen = [Evidence(1, 2, "Three here now.", 2.0), Evidence(1, 1, "Two here now.", 1.5)]
+    # Two picks side by side: "Two" is both a pick and the sentence before "Three".
+    assert excerpts(passages, chosen) == {1: "One here now. Two here now. Three here now."}
+    assert excerpts(passages, [Evidence(2, 0, "Five is it.", 1.0)]) == {2: "Five is it."}

@@ -22,14 +22,13 @@ from langchain_core.prompts import PromptTemplate
 from langchain_core.retrievers import BaseRetriever
 
 from docqa.answer.prompts import (
-    ANSWER_STOPS,
     PASSAGE_SEPARATOR,
     PASSAGE_TEMPLATE,
-    qa_prompt_template,
 )
+from docqa.config import Sampling
 from docqa.llm.engine import Completion, LocalLLM
 
-Passage = dict[str, Any]  # n, source, page, text, score
+Passage = dict[str, Any]  # n, source, page, text
 
 
 @dataclass(frozen=True)
@@ -40,22 +39,27 @@ class ChainResult:
 
 
 def answer_with_chain(
-    question: str, retrieve: Callable[[str], list[Passage]], llm: LocalLLM
+    query: str,
+    retrieve: Callable[[str], list[Passage]],
+    llm: LocalLLM,
+    template: str,
+    sampling: Sampling,
+    on_token: Callable[[str], None],
 ) -> ChainResult:
-    """Run RetrievalQA ("stuff") on one question; `retrieve` returns the passages that fit."""
-    prompt = PromptTemplate(
-        template=qa_prompt_template(llm.chat_format), input_variables=["context", "question"]
-    )
+    """Run RetrievalQA ("stuff") on one question: `retrieve` is docqa's retrieval for the
+    query the chain hands it, `template` the prompt with {context} and {question} slots, and
+    every generated piece of text goes to `on_token` (which may raise to stop the chain)."""
+    prompt = PromptTemplate(template=template, input_variables=["context", "question"])
     passage_prompt = PromptTemplate(
         template=PASSAGE_TEMPLATE, input_variables=["page_content", "n"]
     )
-    recorder = _CompletionRecorder()
+    recorder = _CompletionRecorder(on_token)
     with warnings.catch_warnings():
         # RetrievalQA is deprecated upstream, yet it is the chain this product is specified
         # around; the warning is addressed to us, not to our users.
         warnings.simplefilter("ignore", LangChainDeprecationWarning)
         chain = RetrievalQA.from_chain_type(
-            llm=_LangChainLLM(model=llm),
+            llm=_LangChainLLM(model=llm, sampling=sampling),
             chain_type="stuff",
             retriever=_LangChainRetriever(retrieve=retrieve),
             return_source_documents=True,
@@ -65,7 +69,7 @@ def answer_with_chain(
                 "document_separator": PASSAGE_SEPARATOR,
             },
         )
-        output = chain.invoke({"query": question}, config={"callbacks": [recorder]})
+        output = chain.invoke({"query": query}, config={"callbacks": [recorder]})
     if recorder.completion is None:
         raise RuntimeError("the chain finished without calling the model")
     passages = [{**doc.metadata, "text": doc.page_content} for doc in output["source_documents"]]
@@ -86,6 +90,7 @@ class _LangChainRetriever(BaseRetriever):
 
 class _LangChainLLM(BaseLLM):
     model: Any  # LocalLLM; Any because LangChain validates fields with pydantic
+    sampling: Any  # Sampling
 
     @property
     def _llm_type(self) -> str:
@@ -99,10 +104,10 @@ class _LangChainLLM(BaseLLM):
         **kwargs: Any,
     ) -> LLMResult:
         on_text = run_manager.on_llm_new_token if run_manager else None
+        sampling = self.sampling.override(stop=(*self.sampling.stop, *(stop or ())))
         generations = []
         for prompt in prompts:
-            stops = (*ANSWER_STOPS, *(stop or ()))
-            completion = self.model.complete(prompt, stop=stops, on_text=on_text)
+            completion = self.model.complete(prompt, sampling, on_text=on_text)
             generations.append(
                 [Generation(text=completion.text, generation_info=asdict(completion))]
             )
@@ -110,10 +115,17 @@ class _LangChainLLM(BaseLLM):
 
 
 class _CompletionRecorder(BaseCallbackHandler):
-    """Keeps the token counts and timings of the chain's model call."""
+    """Passes each new piece of text on, and keeps the token counts and timings of the
+    chain's model call."""
 
-    def __init__(self) -> None:
+    raise_error = True  # an exception from on_token (the reader went away) ends the chain
+
+    def __init__(self, on_token: Callable[[str], None]) -> None:
+        self.on_token = on_token
         self.completion: Completion | None = None
+
+    def on_llm_new_token(self, token: Any, **kwargs: Any) -> None:
+        self.on_token(str(token))
 
     def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
         info = response.generations[0][0].generation_info

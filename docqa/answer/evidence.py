@@ -29,9 +29,9 @@ MAX_WORDS = 60  # longer "sentences" (tables, lists) are cut at their line break
 @dataclass(frozen=True)
 class Evidence:
     n: int  # number of the passage it comes from
+    index: int  # its place among the passage's sentences
     text: str
     score: float
-    before: str = ""  # the sentence before it in its passage, which "he" or "it" may need
 
 
 def sentences(text: str) -> list[str]:
@@ -57,15 +57,28 @@ def select(
     candidates = []
     for n, text in passages.items():
         found = sentences(text)
-        candidates += [(n, sentence, found[i - 1] if i else "") for i, sentence in enumerate(found)]
+        candidates += [(n, index, sentence) for index, sentence in enumerate(found)]
     if not candidates:
         return []
-    vectors = embed([question, *(sentence for _, sentence, _ in candidates)])
+    vectors = embed([question, *(sentence for _, _, sentence in candidates)])
     similarity = vectors[1:] @ vectors[0]
     weights = {term: idf(term) for term in set(terms(question))}
     total = sum(weights.values()) or 1.0
     scored = []
-    for (n, sentence, before), cosine in zip(candidates, similarity.tolist(), strict=True):
+    for (n, index, sentence), cosine in zip(candidates, similarity.tolist(), strict=True):
         overlap = sum(weights[term] for term in set(terms(sentence)) & weights.keys()) / total
-        scored.append(Evidence(n, sentence, cosine + keyword_weight * overlap, before))
+        scored.append(Evidence(n, index, sentence, cosine + keyword_weight * overlap))
     return sorted(scored, key=lambda evidence: -evidence.score)
+
+
+def excerpts(passages: dict[int, str], chosen: list[Evidence]) -> dict[int, str]:
+    """What the model reads of each passage with chosen evidence: those sentences, each with
+    the one before it (which "he" or "it" may need), once each and in the passage's order."""
+    wanted: dict[int, set[int]] = {}
+    for evidence in chosen:
+        wanted.setdefault(evidence.n, set()).update({max(evidence.index - 1, 0), evidence.index})
+    found = {n: sentences(passages[n]) for n in wanted}
+    return {
+        n: " ".join(found[n][index] for index in sorted(indexes))
+        for n, indexes in sorted(wanted.items())
+    }

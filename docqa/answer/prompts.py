@@ -1,12 +1,14 @@
-"""Prompts: the question-answering instructions, each model's chat format, and context fitting."""
+"""The question-answering prompt (instructions, earlier turns, passages) and fitting it into the
+model's context."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from docqa.answer.results import Turn
 from docqa.errors import UsageError
-from docqa.llm.chat_formats import ChatFormat
+from docqa.llm.chat_formats import ChatFormat, Message
 
 # Short and plain: a 135M-parameter model follows one instruction, not five. Citations,
 # abstention and the removal of unsupported text are done by docqa.answer.grounding afterwards.
@@ -18,16 +20,23 @@ PASSAGE_TEMPLATE = (
     "[{n}] {page_content}"  # file and page would only tempt a small model to echo them
 )
 PASSAGE_SEPARATOR = "\n\n"
-ANSWER_STOPS = ("\n\n", "\nQuestion:")  # an answer is one paragraph; no invented next turn
 
 _CONTEXT_SLOT = "@@DOCQA_CONTEXT@@"
 _QUESTION_SLOT = "@@DOCQA_QUESTION@@"
 
 
-def qa_prompt_template(chat_format: ChatFormat) -> str:
-    """The whole QA prompt with {context} and {question} slots; other braces escaped."""
+def qa_prompt_template(chat_format: ChatFormat, history: Sequence[Turn] = ()) -> str:
+    """The whole QA prompt, after the earlier turns, with {context} and {question} slots (for
+    LangChain's PromptTemplate); all other braces escaped."""
+    messages = [Message(role="system", content=SYSTEM_PROMPT)]
+    for turn in history:
+        messages += [
+            Message(role="user", content=turn.question),
+            Message(role="assistant", content=turn.answer),
+        ]
     user = USER_TEMPLATE.format(context=_CONTEXT_SLOT, question=_QUESTION_SLOT)
-    text = chat_format.render(SYSTEM_PROMPT, user).replace("{", "{{").replace("}", "}}")
+    messages.append(Message(role="user", content=user))
+    text = chat_format.render(messages).replace("{", "{{").replace("}", "}}")
     return text.replace(_CONTEXT_SLOT, "{context}").replace(_QUESTION_SLOT, "{question}")
 
 
@@ -44,20 +53,20 @@ def fit_passages(
 ) -> tuple[list[int], list[int]]:
     """Indices of passages (in rank order) whose prompt fits in `budget` tokens, and of the rest.
 
-    Each passage is a dict with its text; it is numbered by its place among those kept.
-    A passage that does not fit is skipped and later, shorter ones are tried.
+    Each passage is a dict with its number `n` and its `text`. A passage that does not fit is
+    skipped and later, shorter ones are tried.
     """
 
     def prompt_tokens(chosen: list[int]) -> int:
         context = PASSAGE_SEPARATOR.join(
-            format_passage(n, passages[i]["text"]) for n, i in enumerate(chosen, start=1)
+            format_passage(passages[i]["n"], passages[i]["text"]) for i in chosen
         )
         return count_tokens(template.format(context=context, question=question))
 
     if prompt_tokens([]) > budget:
         raise UsageError(
             f"the question alone needs more than the {budget} tokens the model has for a "
-            "prompt: shorten it or raise llm.context_length"
+            "prompt: shorten it, lower --max-tokens, or raise llm.context_length"
         )
     kept: list[int] = []
     dropped: list[int] = []

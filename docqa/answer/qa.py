@@ -1,57 +1,71 @@
-"""The question-answering service: load the index and models once, then retrieve and answer."""
+"""The question-answering service: load the index and models once, then answer any number of
+questions, each as a stream of events that every front end (command line, chat, HTTP, worker)
+renders its own way.
+
+A question is first prepared into a context — retrieval, evidence, fitting into the model's
+context with the conversation so far — then answered by the RetrievalQA chain, whose tokens
+stream as they are generated, and finally grounded: checked against what the model read.
+"""
 
 from __future__ import annotations
 
+import queue
+import re
+import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from docqa.answer.evidence import Evidence, select
+from docqa.answer.evidence import Evidence, excerpts, select
 from docqa.answer.grounding import ABSTENTION, ground
 from docqa.answer.prompts import fit_passages, qa_prompt_template
+from docqa.answer.results import (
+    Answer,
+    AnswerEvent,
+    ErrorEvent,
+    Event,
+    Revision,
+    Source,
+    SourcesEvent,
+    Timings,
+    TimingsEvent,
+    TokenEvent,
+    Turn,
+)
 from docqa.answer.retrieval import retrieve
-from docqa.config import Settings
-from docqa.errors import UsageError, VectorStoreError
+from docqa.config import Sampling, Settings
+from docqa.errors import DocqaError, UsageError, VectorStoreError
 from docqa.index.embeddings import Embedder
 from docqa.index.store import Hit, VectorStore
-from docqa.llm.engine import Completion, LocalLLM
+from docqa.llm.engine import LocalLLM
 from docqa.llm.models import load_llm
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from docqa.answer.chain import ChainResult
 
-@dataclass(frozen=True)
-class Source:
-    n: int  # the number the model saw the passage under
-    source: str
-    page: int
-    text: str
-    score: float
-    also: tuple[str, ...] = ()  # other names of the same file
+_CITATION = re.compile(r"\s*\[\d+\]")
 
 
 @dataclass(frozen=True)
-class Timings:
-    load_s: float
-    retrieve_s: float
-    generate_s: float | None  # None when no answer was generated
-    total_s: float
+class Context:
+    """What one question is answered from, once retrieved and fitted."""
+
+    query: str  # the stand-alone question retrieval used
+    sources: list[Source]  # the retrieved chunks that fit, numbered as the model sees them
+    reading: list[dict[str, Any]]  # what the model reads of them: n, source, page, text
+    evidence: list[Evidence]  # every sentence of the sources, best first
+    template: str  # the prompt with {context} and {question} slots, earlier turns included
+    dropped: int = 0  # passages left out for room
+    history_dropped: int = 0  # earlier turns left out for room
+    decline: bool = False  # nothing relevant was found: answer without the LLM
 
 
-@dataclass(frozen=True)
-class Answer:
-    question: str
-    answer: str | None  # None with retrieve-only
-    sources: list[Source]
-    timings: Timings
-    abstained: bool = False  # the answer says the documents do not say
-    completion: Completion | None = None  # None when the LLM was not called
-    raw_answer: str | None = None  # the model's text before grounding
-    dropped: int = 0  # retrieved chunks left out because the context was full
-    model_path: Path | None = None
-    backend: str | None = None
+class _Cancelled(Exception):
+    """The reader of a stream went away: the generation stops."""
 
 
 @dataclass
@@ -60,7 +74,6 @@ class QAService:
 
     settings: Settings
     explicit_model: bool = False  # the model path came from --model: no demo fallback
-    started: float = field(default_factory=time.perf_counter)
     notices: list[str] = field(default_factory=list)
     load_s: float = 0.0
     _store: VectorStore | None = None
@@ -86,7 +99,14 @@ class QAService:
             self._llm, notice = load_llm(self.settings.llm, explicit=self.explicit_model)
             if notice:
                 self.notices.append(notice)
+            import docqa.answer.chain  # noqa: F401  LangChain (~1 s) loads with the model, not in a question
         self.load_s += time.perf_counter() - started
+
+    @property
+    def llm(self) -> LocalLLM:
+        self.load(with_llm=True)
+        assert self._llm is not None
+        return self._llm
 
     @property
     def model_path(self) -> Path | None:
@@ -102,103 +122,241 @@ class QAService:
         self.load(with_llm=False)
         assert self._store is not None
         assert self._embedder is not None
-        question = _clean(question)
+        question = clean_question(question)
         vector = self._embedder.embed([question])[0]
         settings = self.settings.retrieval
         return retrieve(self._store, vector, question, k or settings.k, settings)
 
     def retrieve_only(self, question: str, k: int | None = None) -> Answer:
         started = time.perf_counter()
+        question = clean_question(question)
         hits = self.search(question, k)
-        retrieve_s = time.perf_counter() - started
-        return Answer(question, None, _sources(hits), self._timings(retrieve_s, None))
+        elapsed = time.perf_counter() - started
+        return Answer(question, None, _sources(hits), Timings(elapsed, None, None, elapsed))
 
-    def ask(self, question: str, k: int | None = None) -> Answer:
-        """Retrieve; below the relevance threshold, decline without the LLM. Otherwise fit the
-        chunks into the model's context, let it read their best evidence through the chain,
-        and keep only what the chunks support."""
-        from docqa.answer.chain import answer_with_chain
-
-        self.load(with_llm=True)
-        llm, store = self._llm, self._store
-        assert llm is not None
+    def prepare(
+        self,
+        query: str,
+        history: Sequence[Turn] = (),
+        k: int | None = None,
+        sampling: Sampling | None = None,
+    ) -> Context:
+        """Retrieve for the query; unless nothing relevant is found, pick the evidence and fit
+        what the model will read, with as many of the latest turns as there is room for."""
+        llm = self.llm
+        store = self._store
         assert store is not None
-        question = _clean(question)
-        started = time.perf_counter()
-        hits = self.search(question, k)
+        hits = self.search(query, k)
         if not hits or max(hit.score for hit in hits) < self.settings.retrieval.min_score:
-            timings = self._timings(time.perf_counter() - started, None)
-            return Answer(
-                question,
-                ABSTENTION,
-                _sources(hits),
-                timings,
-                abstained=True,
-                model_path=llm.path,
-                backend=llm.backend,
-            )
-
+            return Context(query, _sources(hits), [], [], "", decline=True)
         neighbours = self.settings.retrieval.neighbours
-        texts = [store.with_neighbours(hit.chunk_id, neighbours) for hit in hits]
-        kept, dropped = fit_passages(
-            question,
-            [{"text": text} for text in texts],
-            qa_prompt_template(llm.chat_format),
-            llm.count_tokens,
-            llm.context_length - llm.max_new_tokens,
-        )
-        sources = _sources([hits[i] for i in kept], [texts[i] for i in kept])
+        sources = _sources(hits, [store.with_neighbours(hit.chunk_id, neighbours) for hit in hits])
         by_number = {source.n: source.text for source in sources}
         settings = self.settings.answer
         evidence = select(
-            question, by_number, self._embed, store.keywords.idf, settings.keyword_weight
+            query, by_number, self._embed, store.keywords.idf, settings.keyword_weight
         )
-        retrieve_s = time.perf_counter() - started
+        if settings.reads == "passages":
+            texts = by_number
+        else:
+            texts = excerpts(by_number, evidence[: settings.evidence_sentences])
+        plain = llm.chat_format.plain
+        reading = [
+            {"n": s.n, "source": s.source, "page": s.page, "text": plain(texts[s.n])}
+            for s in sources
+            if s.n in texts
+        ]
+        budget = llm.context_length - (sampling or llm.sampling).max_new_tokens
+        for start in range(len(history) + 1):  # the oldest turns go first
+            template = qa_prompt_template(llm.chat_format, history[start:])
+            last_try = start == len(history)
+            try:
+                kept, dropped = fit_passages(
+                    plain(query), reading, template, llm.count_tokens, budget
+                )
+            except UsageError:
+                if last_try:
+                    raise
+                continue
+            if not dropped or last_try:
+                break
+        if not kept:
+            raise UsageError(
+                f"none of the retrieved passages fits the {budget} tokens the model has for a "
+                "prompt: shorten the question, lower --max-tokens, or raise llm.context_length"
+            )
+        numbers = {reading[i]["n"] for i in kept}
+        return Context(
+            query=query,
+            sources=[s for s in sources if s.n in numbers or s.n not in texts],
+            reading=[reading[i] for i in kept],
+            evidence=evidence,
+            template=template,
+            dropped=len(dropped),
+            history_dropped=start,
+        )
 
-        result = answer_with_chain(question, lambda _: self._reading(sources, evidence), llm)
-        grounded = ground(result.answer, question, by_number)
+    def stream(
+        self,
+        question: str,
+        *,
+        history: Sequence[Turn] = (),
+        k: int | None = None,
+        sampling: Sampling | None = None,
+        query: str | None = None,
+    ) -> Iterator[Event]:
+        """Answer a question as events: sources, tokens as they are generated, the grounded
+        answer, this request's timings — or an error. `query` is the stand-alone question to
+        retrieve for (a follow-up made whole); `history` the conversation before it.
+
+        Closing the stream early (Ctrl-C, a client gone) stops the generation at once."""
+        started = time.perf_counter()
+        try:
+            question = clean_question(question)
+            llm = self.llm
+            sampling = sampling or llm.sampling
+            context = self.prepare(clean_question(query or question), history, k, sampling)
+            yield SourcesEvent(context.sources, context.query)
+            retrieve_s = time.perf_counter() - started
+            if context.decline:
+                elapsed = time.perf_counter() - started
+                answer = self._answer(question, context, Timings(retrieve_s, None, None, elapsed))
+                yield AnswerEvent(answer)
+                yield TimingsEvent(answer.timings)
+                return
+            first_token_s = None
+            result: ChainResult | None = None
+            for item in self._run_chain(context, sampling):
+                if isinstance(item, str):
+                    if first_token_s is None:
+                        first_token_s = time.perf_counter() - started
+                    yield TokenEvent(item)
+                else:
+                    result = item
+            assert result is not None
+            timings = Timings(
+                retrieve_s,
+                first_token_s,
+                result.completion.seconds,
+                time.perf_counter() - started,
+            )
+            answer = self._answer(question, context, timings, result)
+            yield AnswerEvent(answer)
+            yield TimingsEvent(answer.timings)
+        except DocqaError as exc:
+            yield ErrorEvent(exc)
+
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        *,
+        history: Sequence[Turn] = (),
+        sampling: Sampling | None = None,
+        query: str | None = None,
+    ) -> Answer:
+        """The whole answer at once: the event stream, consumed."""
+        for event in self.stream(question, history=history, k=k, sampling=sampling, query=query):
+            if isinstance(event, ErrorEvent):
+                raise event.error
+            if isinstance(event, AnswerEvent):
+                return event.answer
+        raise AssertionError("the answer stream ended without an answer")
+
+    def _run_chain(self, context: Context, sampling: Sampling) -> Iterator[str | ChainResult]:
+        """The chain's tokens as it generates them, then its result. The chain runs in a
+        thread of its own; closing this generator stops it at its next token and waits."""
+        from docqa.answer.chain import answer_with_chain
+
+        items: queue.Queue[tuple[str, Any]] = queue.Queue()
+        closed = threading.Event()
+
+        def on_token(text: str) -> None:
+            if closed.is_set():
+                raise _Cancelled
+            items.put(("token", text))
+
+        def retrieve_passages(query: str) -> list[dict[str, Any]]:
+            """docqa's retrieval for the query the chain hands over (the prepared one's
+            passages when it is the query they were prepared for)."""
+            plain = self.llm.chat_format.plain
+            prepared = context if query == plain(context.query) else self.prepare(query)
+            return prepared.reading
+
+        def work() -> None:
+            try:
+                query = self.llm.chat_format.plain(context.query)
+                result = answer_with_chain(
+                    query, retrieve_passages, self.llm, context.template, sampling, on_token
+                )
+                items.put(("result", result))
+            except BaseException as exc:  # handed to the reader, which raises it
+                items.put(("error", exc))
+
+        worker = threading.Thread(target=work, name="docqa-answer", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, value = items.get()
+                if kind == "error":
+                    if isinstance(value, _Cancelled):
+                        return
+                    raise value
+                yield value
+                if kind == "result":
+                    return
+        finally:
+            closed.set()
+            worker.join()
+
+    def _answer(
+        self, question: str, context: Context, timings: Timings, result: ChainResult | None = None
+    ) -> Answer:
+        """The final answer: the model's text kept to what the passages it read support."""
+        llm = self._llm
+        common: dict[str, Any] = {
+            "question": question,
+            "sources": context.sources,
+            "timings": timings,
+            "query": context.query,
+            "dropped": context.dropped,
+            "history_dropped": context.history_dropped,
+            "model_path": llm.path if llm else None,
+            "backend": llm.backend if llm else None,
+        }
+        if result is None:
+            return Answer(answer=ABSTENTION, abstained=True, **common)
+        read = {passage["n"]: passage["text"] for passage in result.passages}
+        grounded = ground(result.answer, context.query, read)
         text, abstained = grounded.text, grounded.abstained
-        if abstained and settings.quote_unsupported and evidence:
-            best = evidence[0]
+        revision: Revision | None = "declined" if abstained else None
+        settings = self.settings.answer
+        if abstained and settings.quote_unsupported and context.evidence:
+            best = context.evidence[0]
             if best.score >= settings.min_quote_score:
-                text, abstained = f'The documents say: "{best.text}" [{best.n}]', False
+                text, abstained, revision = (
+                    f'The documents say: "{best.text}" [{best.n}]',
+                    False,
+                    "quoted",
+                )
+        if revision is None and text != result.answer:
+            revision = (
+                "trimmed"
+                if grounded.dropped or _uncited(text) != _uncited(result.answer)
+                else "cited"
+            )
         return Answer(
-            question=question,
             answer=text,
-            sources=sources,
-            timings=self._timings(retrieve_s, result.completion.seconds),
             abstained=abstained,
             completion=result.completion,
             raw_answer=result.answer,
-            dropped=len(dropped),
-            model_path=llm.path,
-            backend=llm.backend,
+            revision=revision,
+            **common,
         )
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         assert self._embedder is not None
         return self._embedder.embed(texts)
-
-    def _reading(self, sources: list[Source], evidence: list[Evidence]) -> list[dict[str, object]]:
-        """The passages as the LLM reads them: whole, or only their best evidence sentences
-        (each after the sentence before it), keeping their numbers for citations."""
-
-        def passage(source: Source, text: str) -> dict[str, object]:
-            return {"n": source.n, "source": source.source, "page": source.page, "text": text}
-
-        if self.settings.answer.reads == "passages":
-            return [passage(source, source.text) for source in sources]
-        chosen = evidence[: self.settings.answer.evidence_sentences]
-        return [
-            passage(
-                source, " ".join(f"{e.before} {e.text}".strip() for e in chosen if e.n == source.n)
-            )
-            for source in sources
-            if any(e.n == source.n for e in chosen)
-        ]
-
-    def _timings(self, retrieve_s: float, generate_s: float | None) -> Timings:
-        return Timings(self.load_s, retrieve_s, generate_s, time.perf_counter() - self.started)
 
 
 def _sources(hits: list[Hit], texts: list[str] | None = None) -> list[Source]:
@@ -209,8 +367,13 @@ def _sources(hits: list[Hit], texts: list[str] | None = None) -> list[Source]:
     ]
 
 
-def _clean(question: str) -> str:
+def _uncited(text: str) -> str:
+    """The text without citation marks and with single spaces, for comparing two versions."""
+    return " ".join(_CITATION.sub("", text).split()).rstrip(".")
+
+
+def clean_question(question: str) -> str:
     question = " ".join(question.split())
     if not question:
-        raise UsageError('the question is empty: ask something, e.g. main.py "What is ...?"')
+        raise UsageError('the question is empty: ask something, e.g. "What is ...?"')
     return question

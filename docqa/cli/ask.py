@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,16 +12,29 @@ import typer
 from docqa.cli.common import (
     ConfigOption,
     DebugOption,
+    MaxTokensOption,
+    MinPOption,
     ModelOption,
+    RepeatPenaltyOption,
+    SeedOption,
+    TemperatureOption,
+    TopKOption,
+    TopPOption,
     VectorstoreOption,
+    chosen_sampling,
     loaded_service,
     note,
+    process_start,
     run,
 )
 from docqa.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from docqa.answer.qa import Answer
+    from docqa.answer.results import Answer
+
+KOption = Annotated[
+    int | None, typer.Option("--k", "-k", min=1, max=100, help="Chunks to retrieve.")
+]
 
 
 def ask(
@@ -35,60 +50,132 @@ def ask(
             resolve_path=True,
         ),
     ] = None,
-    k: Annotated[
-        int | None, typer.Option("--k", "-k", min=1, max=100, help="Chunks to retrieve.")
-    ] = None,
+    k: KOption = None,
     model: ModelOption = None,
     vectorstore: VectorstoreOption = None,
     json_output: Annotated[
-        bool, typer.Option("--json", help="Print exactly one JSON object.")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the answer as one JSON object (with --questions-file: one per line).",
+        ),
     ] = False,
+    jsonl_events: Annotated[
+        bool,
+        typer.Option(
+            "--jsonl-events",
+            help="Print each event (sources, token, answer, timings, error) as a JSON line "
+            "the moment it happens.",
+        ),
+    ] = False,
+    stream: Annotated[
+        bool | None,
+        typer.Option(
+            "--stream/--no-stream",
+            help="Show the answer as it is generated (default: on a terminal).",
+        ),
+    ] = None,
     retrieve_only: Annotated[
         bool, typer.Option("--retrieve-only", help="Show the retrieved chunks; skip the LLM.")
     ] = False,
     no_sources: Annotated[
         bool, typer.Option("--no-sources", help="Do not print the source chunks.")
     ] = False,
+    temperature: TemperatureOption = None,
+    top_k: TopKOption = None,
+    top_p: TopPOption = None,
+    min_p: MinPOption = None,
+    repeat_penalty: RepeatPenaltyOption = None,
+    max_tokens: MaxTokensOption = None,
+    seed: SeedOption = None,
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Answer QUESTION from your documents, citing the chunks it used."""
 
     def body() -> ExitCode:
-        from docqa.cli.render import answer_json, sources_text, timings_text
+        from docqa.answer.results import event_dict
+        from docqa.cli.render import (
+            answer_json,
+            json_line,
+            print_answer,
+            sources_text,
+            timings_text,
+        )
         from docqa.config import load_settings
 
         if (question is None) == (questions_file is None):
             raise UsageError("give either a QUESTION or --questions-file FILE")
+        if jsonl_events and (json_output or retrieve_only or questions_file):
+            raise UsageError(
+                "--jsonl-events streams one answer: leave out --json, "
+                "--retrieve-only and --questions-file"
+            )
         settings = load_settings(
             config,
             {"paths": {"vectorstore": vectorstore}, "llm": {"model": model}, "retrieval": {"k": k}},
         )
+        sampling = chosen_sampling(
+            settings.llm.sampling,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            min_p=min_p,
+            repeat_penalty=repeat_penalty,
+            max_new_tokens=max_tokens,
+            seed=seed,
+        )
         service = loaded_service(settings, model, with_llm=not retrieve_only)
-        respond = service.retrieve_only if retrieve_only else service.ask
+
+        def respond(text: str) -> Answer:
+            if retrieve_only:
+                return service.retrieve_only(text, k)
+            return service.ask(text, k, sampling=sampling)
+
         if questions_file is not None:
             for line in read_questions(questions_file):
-                answer = respond(line, k)
+                answer = respond(line)
+                report_dropped(answer, f"{answer.question!r}: ")
                 print(answer_json(answer) if json_output else one_line(answer), flush=True)
             return ExitCode.OK
         assert question is not None
-        answer = respond(question, k)
-        if answer.dropped:
-            note(
-                f"{answer.dropped} retrieved chunk(s) did not fit the model's context and were "
-                "left out: lower --k, or raise llm.context_length"
-            )
-        if json_output:
-            print(answer_json(answer))
+        if jsonl_events:
+            for event in service.stream(question, k=k, sampling=sampling):
+                json_line(event_dict(event))
+                if event.kind == "error":
+                    raise event.error
             return ExitCode.OK
-        if answer.answer is not None:
-            print(f"Answer: {answer.answer}\n")
+        if json_output:
+            answer = respond(question)
+            report_dropped(answer)
+            print(answer_json(answer, load_s=service.load_s, process_s=since_start()))
+            return ExitCode.OK
+        if not retrieve_only and (sys.stdout.isatty() if stream is None else stream):
+            answer = print_answer(service.stream(question, k=k, sampling=sampling))
+        else:
+            answer = respond(question)
+            if answer.answer is not None:
+                print(f"Answer: {answer.answer}")
+        report_dropped(answer)
         if not no_sources:
-            print(sources_text(answer) + "\n")
-        print(timings_text(answer))
+            print("\n" + sources_text(answer))
+        print("\n" + timings_text(answer, load_s=service.load_s, process_s=since_start()))
         return ExitCode.OK
 
     run(debug, body)
+
+
+def since_start() -> float:
+    """Seconds since this process started (Python's own start and imports included)."""
+    return time.perf_counter() - process_start()
+
+
+def report_dropped(answer: Answer, prefix: str = "") -> None:
+    if answer.dropped:
+        note(
+            f"{prefix}{answer.dropped} retrieved passage(s) did not fit the model's context and "
+            "were left out: lower --k or --max-tokens, or raise llm.context_length"
+        )
 
 
 def read_questions(path: Path) -> list[str]:

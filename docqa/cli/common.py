@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from docqa.errors import DocqaError, ExitCode
+from docqa.errors import DocqaError, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from docqa.answer.qa import QAService
-    from docqa.config import Settings
+    from docqa.config import Sampling, Settings
 
 ConfigOption = Annotated[
     Path | None,
@@ -47,11 +47,56 @@ ModelOption = Annotated[
 ]
 
 
+TemperatureOption = Annotated[
+    float | None, typer.Option("--temperature", help="Sampling temperature; 0 is greedy.")
+]
+TopKOption = Annotated[
+    int | None, typer.Option("--top-k", help="Sample from the k most likely tokens.")
+]
+TopPOption = Annotated[
+    float | None, typer.Option("--top-p", help="Nucleus sampling probability (0-1].")
+]
+MinPOption = Annotated[
+    float | None,
+    typer.Option("--min-p", help="Minimum token probability relative to the best (llama.cpp)."),
+]
+RepeatPenaltyOption = Annotated[
+    float | None, typer.Option("--repeat-penalty", help="Penalty on repeated tokens (>= 1).")
+]
+MaxTokensOption = Annotated[
+    int | None, typer.Option("--max-tokens", help="Longest answer, in tokens.")
+]
+SeedOption = Annotated[int | None, typer.Option("--seed", help="Sampling seed.")]
+
+# The generation settings by the flag that sets each.
+SAMPLING_FLAGS = {
+    "temperature": "--temperature",
+    "top_k": "--top-k",
+    "top_p": "--top-p",
+    "min_p": "--min-p",
+    "repeat_penalty": "--repeat-penalty",
+    "max_new_tokens": "--max-tokens",
+    "seed": "--seed",
+}
+
+
+def chosen_sampling(defaults: Sampling, **flags: object) -> Sampling:
+    """The generation settings with the flags given applied, each checked (one clear line)."""
+    from pydantic import ValidationError
+
+    try:
+        return defaults.override(**flags)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0])
+        raise UsageError(f"invalid {SAMPLING_FLAGS.get(name, name)}: {error['msg']}") from None
+
+
 def loaded_service(settings: Settings, model: Path | None, with_llm: bool) -> QAService:
     """The question-answering service with its models loaded, its notices shown."""
     from docqa.answer.qa import QAService
 
-    service = QAService(settings, explicit_model=model is not None, started=process_start())
+    service = QAService(settings, explicit_model=model is not None)
     service.load(with_llm=with_llm)
     for notice in service.notices:
         note(notice)

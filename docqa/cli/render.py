@@ -1,13 +1,16 @@
-"""What the commands print: answers, sources and timings as text or JSON, ingest summaries."""
+"""What the commands print: answers (streamed or whole), sources and timings as text or JSON,
+ingest summaries, index status."""
 
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # a question should not import the ingest side
-    from docqa.answer.qa import Answer
+    from docqa.answer.results import Answer, Event
     from docqa.config import Settings
     from docqa.index.ingest import IndexStatus, IngestReport
 
@@ -15,46 +18,60 @@ INDENT = "      "
 LISTED = 10  # names listed per kind of change in an ingest summary
 
 
-def answer_json(answer: Answer) -> str:
-    """Exactly one JSON object; no "answer" key when nothing was generated."""
-    document: dict[str, Any] = {"question": answer.question}
-    if answer.answer is not None:
-        document["answer"] = answer.answer
-        document["abstained"] = answer.abstained
-    document["sources"] = [
-        {
-            "n": s.n,
-            "source": s.source,
-            "also": list(s.also),
-            "page": s.page,
-            "text": s.text,
-            "score": round(s.score, 4),
-        }
-        for s in answer.sources
-    ]
-    t = answer.timings
-    document["timings"] = {
-        "load_s": round(t.load_s, 3),
-        "retrieve_s": round(t.retrieve_s, 3),
-        "generate_s": None if t.generate_s is None else round(t.generate_s, 3),
-        "total_s": round(t.total_s, 3),
-    }
-    document["model"] = {
-        "path": str(answer.model_path) if answer.model_path else None,
-        "backend": answer.backend,
-    }
-    if answer.completion:
-        c = answer.completion
-        document["usage"] = {
-            "prompt_tokens": c.prompt_tokens,
-            "completion_tokens": c.completion_tokens,
-            "tokens_per_s": None if c.tokens_per_s is None else round(c.tokens_per_s, 1),
-            "first_token_s": None if c.first_token_s is None else round(c.first_token_s, 3),
-            "finish_reason": c.finish_reason,
-        }
-        document["raw_answer"] = answer.raw_answer
-        document["dropped_sources"] = answer.dropped
-    return json.dumps(document, ensure_ascii=False)
+# How grounding changed the streamed text, as the line after the stream says it.
+REVISIONS = {
+    "cited": "citations added",
+    "trimmed": "cut to what the sources support",
+    "quoted": "the model's answer is not supported by the sources; quoting them instead",
+    "declined": "the model's answer is not supported by the sources",
+}
+
+
+def answer_json(
+    answer: Answer, load_s: float | None = None, process_s: float | None = None, **extra: Any
+) -> str:
+    """The answer as one JSON line; a lone question's timings add loading and the process."""
+    from docqa.answer.results import answer_dict
+
+    document = answer_dict(answer)
+    if load_s is not None:
+        document["timings"] = {"load_s": round(load_s, 3), **document["timings"]}
+    if process_s is not None:
+        document["timings"]["process_s"] = round(process_s, 3)
+    return json.dumps({**document, **extra}, ensure_ascii=False)
+
+
+def json_line(document: dict[str, Any]) -> None:
+    """One JSON object on its own line, flushed at once: for programs reading as it comes."""
+    print(json.dumps(document, ensure_ascii=False), flush=True)
+
+
+def print_answer(events: Iterable[Event]) -> Answer:
+    """Show an answer as it streams: its text token by token, then, when grounding changed
+    it, the checked answer and why (never a silent swap). Raises an error event's error."""
+    streamed = False
+    answer: Answer | None = None
+    for event in events:
+        if event.kind == "token":
+            if not streamed:
+                sys.stdout.write("Answer: ")
+                streamed = True
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif event.kind == "answer":
+            answer = event.answer
+        elif event.kind == "error":
+            if streamed:
+                sys.stdout.write("\n")
+            raise event.error
+    assert answer is not None
+    if not streamed:
+        print(f"Answer: {answer.answer}")
+    else:
+        print()
+        if answer.revision:
+            print(f"Checked ({REVISIONS[answer.revision]}): {answer.answer}")
+    return answer
 
 
 def sources_text(answer: Answer) -> str:
@@ -66,18 +83,25 @@ def sources_text(answer: Answer) -> str:
     return "\n".join(lines)
 
 
-def timings_text(answer: Answer) -> str:
+def timings_text(
+    answer: Answer, load_s: float | None = None, process_s: float | None = None
+) -> str:
+    """Where the time went: loading (when given), this question's parts, the process."""
     t = answer.timings
-    parts = [f"load {t.load_s:.2f} s", f"retrieval {t.retrieve_s:.2f} s"]
+    parts = [f"load {load_s:.2f} s"] if load_s is not None else []
+    parts.append(f"retrieval {t.retrieve_s:.2f} s")
+    if t.first_token_s is not None:
+        parts.append(f"first token {t.first_token_s:.2f} s")
     if answer.completion and t.generate_s is not None:
         c = answer.completion
         speed = f" at {c.tokens_per_s:.1f} tokens/s" if c.tokens_per_s else ""
-        first = f", first token after {c.first_token_s:.2f} s" if c.first_token_s else ""
         parts.append(
             f"generation {t.generate_s:.2f} s ({c.prompt_tokens} prompt tokens, "
-            f"{c.completion_tokens} generated{speed}{first})"
+            f"{c.completion_tokens} generated{speed})"
         )
-    parts.append(f"total {t.total_s:.2f} s")
+    parts.append(f"question {t.total_s:.2f} s")
+    if process_s is not None:
+        parts.append(f"total {process_s:.2f} s")
     text = "Time: " + " | ".join(parts)
     if answer.model_path:
         text += f"\nModel: {answer.model_path.name} ({answer.backend})"

@@ -6,7 +6,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from docqa.config import LLMSettings
+from docqa.config import LLMSettings, Sampling
 from docqa.errors import ModelError
 from docqa.llm.engine import MAX_AUTO_CONTEXT, available_threads
 from docqa.llm.gguf import gguf_context_length
@@ -43,7 +43,6 @@ class LlamaCppEngine:
                 f"llama.cpp cannot load {path} ({exc}): the file is damaged or its "
                 "architecture is unknown to this llama.cpp"
             ) from exc
-        self._settings = settings
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self.chat_template = self._llm.metadata.get("tokenizer.chat_template")
         self.bos_text = self._piece(self._llm.token_bos())
@@ -57,8 +56,8 @@ class LlamaCppEngine:
             else self._llm.detokenize([token], special=True).decode(errors="replace")
         )
 
-    def tokenize(self, text: str) -> list[int]:
-        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+    def tokenize(self, text: str, *, special: bool, bos: bool) -> list[int]:
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=bos, special=special))
 
     def detokenize(self, tokens: list[int]) -> bytes:
         return bytes(self._llm.detokenize(tokens))
@@ -70,13 +69,13 @@ class LlamaCppEngine:
             or self._lib.llama_vocab_is_control(self._vocab, token)
         )
 
-    def generate(self, tokens: list[int]) -> Generator[int, Any, None]:
-        s = self._settings
+    def generate(self, tokens: list[int], sampling: Sampling) -> Generator[int, Any, None]:
+        self._llm.set_seed(sampling.seed)
         return self._llm.generate(
             tokens,
-            temp=s.temperature,
-            top_k=s.top_k,
-            top_p=s.top_p,
-            min_p=s.min_p,
-            repeat_penalty=s.repeat_penalty,
+            temp=sampling.temperature,
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
+            min_p=sampling.min_p,
+            repeat_penalty=sampling.repeat_penalty,
         )
