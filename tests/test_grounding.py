@@ -58,3 +58,9 @@ def test_abstentions_are_recognised(answer: str) -> None:
 
 def test_unrelated_words_are_unsupported() -> None:
     assert check("Cristiano Ronaldo scored twenty goals.") == (ABSTENTION, True)
+
+
+def test_a_sentence_of_citations_alone_is_no_answer() -> None:
+    assert check("[1][2].") == (ABSTENTION, True)
+    text, _ = check("Old Trafford seats 74,240. [2].")
+    assert text == "Old Trafford seats 74,240 [2]."

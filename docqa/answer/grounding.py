@@ -65,7 +65,7 @@ def ground(answer: str, question: str, passages: dict[int, str]) -> GroundedAnsw
             sentence, trimmed = clause, True
         else:
             trimmed = False
-        if support is None:
+        if support is None or not _CITATION.sub("", sentence).strip(" .!?"):
             if kept:
                 break  # chatter after the answer
             continue  # chatter before it
