@@ -16,7 +16,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 export POETRY_VIRTUALENVS_IN_PROJECT := true
 
-.PHONY: setup demo test lint sample quality bench
+.PHONY: setup demo test test-tools lint sample quality bench
 
 setup: .venv/.installed
 
@@ -24,8 +24,13 @@ demo: setup
 	$(POETRY) run python ingest.py
 	$(POETRY) run python main.py "$(DEMO_QUESTION)"
 
-test: setup
+test: setup test-tools
 	$(POETRY) run pytest
+
+# What the tests drive besides Python: tmux, for a real terminal session of `docqa chat`.
+test-tools:
+	@command -v tmux >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  apt-get install -y -qq tmux >/dev/null; } || { echo "install tmux (apt-get install tmux)"; exit 1; }
 
 lint: setup
 	$(POETRY) run ruff check .

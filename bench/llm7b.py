@@ -59,7 +59,7 @@ if how == "docqa":
         prompt += " w7"
     while llm.count_tokens(prompt) < length:
         prompt += "a"
-    ids = llm._engine.tokenize(prompt)
+    ids = llm.tokenize_prompt(prompt)
     done = llm.complete(prompt)
     first, total, made = done.first_token_s, done.seconds, done.completion_tokens
 else:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from docqa.answer.grounding import is_abstention
-from docqa.answer.qa import Answer, Source, Timings
+from docqa.answer.results import Answer, Source, Timings
 from docqa.config import enforce_offline
 from docqa.index.embeddings import resolve_model_dir
 from docqa.index.store import Hit
@@ -101,6 +101,6 @@ class ReferencePipeline:
             question,
             text,
             sources,
-            Timings(0.0, 0.0, seconds, seconds),
+            Timings(0.0, None, seconds, seconds),
             abstained=is_abstention(text),
         )

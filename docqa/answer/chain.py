@@ -6,6 +6,7 @@ so its moving APIs (RetrievalQA now lives in langchain-classic) stay behind `ans
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -28,6 +29,10 @@ from docqa.answer.prompts import (
 from docqa.config import Sampling
 from docqa.llm.engine import Completion, LocalLLM
 
+# LangChain logs a warning for every exception a callback raises, even one it then re-raises
+# on purpose: ours stops a generation whose reader went away, which is no warning.
+logging.getLogger("langchain_core.callbacks.manager").setLevel(logging.ERROR)
+
 Passage = dict[str, Any]  # n, source, page, text
 
 
@@ -39,7 +44,7 @@ class ChainResult:
 
 
 def answer_with_chain(
-    query: str,
+    question: str,
     retrieve: Callable[[str], list[Passage]],
     llm: LocalLLM,
     template: str,
@@ -47,7 +52,7 @@ def answer_with_chain(
     on_token: Callable[[str], None],
 ) -> ChainResult:
     """Run RetrievalQA ("stuff") on one question: `retrieve` is docqa's retrieval for the
-    query the chain hands it, `template` the prompt with {context} and {question} slots, and
+    question the chain hands it, `template` the prompt with {context} and {question} slots, and
     every generated piece of text goes to `on_token` (which may raise to stop the chain)."""
     prompt = PromptTemplate(template=template, input_variables=["context", "question"])
     passage_prompt = PromptTemplate(
@@ -69,7 +74,7 @@ def answer_with_chain(
                 "document_separator": PASSAGE_SEPARATOR,
             },
         )
-        output = chain.invoke({"query": query}, config={"callbacks": [recorder]})
+        output = chain.invoke({"query": question}, config={"callbacks": [recorder]})
     if recorder.completion is None:
         raise RuntimeError("the chain finished without calling the model")
     passages = [{**doc.metadata, "text": doc.page_content} for doc in output["source_documents"]]

@@ -13,7 +13,8 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,7 +55,8 @@ _CITATION = re.compile(r"\s*\[\d+\]")
 class Context:
     """What one question is answered from, once retrieved and fitted."""
 
-    query: str  # the stand-alone question retrieval used
+    question: str  # what the model is asked, as the user asked it
+    query: str  # the stand-alone question retrieval and evidence used
     sources: list[Source]  # the retrieved chunks that fit, numbered as the model sees them
     reading: list[dict[str, Any]]  # what the model reads of them: n, source, page, text
     evidence: list[Evidence]  # every sentence of the sources, best first
@@ -136,19 +138,23 @@ class QAService:
 
     def prepare(
         self,
-        query: str,
+        question: str,
         history: Sequence[Turn] = (),
         k: int | None = None,
         sampling: Sampling | None = None,
+        query: str | None = None,
     ) -> Context:
-        """Retrieve for the query; unless nothing relevant is found, pick the evidence and fit
-        what the model will read, with as many of the latest turns as there is room for."""
+        """Retrieve for the query (the question made stand-alone; the question itself when
+        None); unless nothing relevant is found, pick the evidence and fit what the model will
+        read, with as many of the latest turns as there is room for."""
+        question = clean_question(question)
+        query = clean_question(query or question)
         llm = self.llm
         store = self._store
         assert store is not None
         hits = self.search(query, k)
         if not hits or max(hit.score for hit in hits) < self.settings.retrieval.min_score:
-            return Context(query, _sources(hits), [], [], "", decline=True)
+            return Context(question, query, _sources(hits), [], [], "", decline=True)
         neighbours = self.settings.retrieval.neighbours
         sources = _sources(hits, [store.with_neighbours(hit.chunk_id, neighbours) for hit in hits])
         by_number = {source.n: source.text for source in sources}
@@ -167,14 +173,34 @@ class QAService:
             if s.n in texts
         ]
         budget = llm.context_length - (sampling or llm.sampling).max_new_tokens
-        for start in range(len(history) + 1):  # the oldest turns go first
+        template, kept, dropped, turns_dropped = self._fit(question, reading, history, budget)
+        numbers = {reading[i]["n"] for i in kept}
+        return Context(
+            question=question,
+            query=query,
+            sources=[s for s in sources if s.n in numbers or s.n not in texts],
+            reading=[reading[i] for i in kept],
+            evidence=evidence,
+            template=template,
+            dropped=len(dropped),
+            history_dropped=turns_dropped,
+        )
+
+    def _fit(
+        self, question: str, reading: list[dict[str, Any]], history: Sequence[Turn], budget: int
+    ) -> tuple[str, list[int], list[int], int]:
+        """The prompt template, the passages kept and dropped, and the number of earlier turns
+        left out, for `budget` prompt tokens: turns make room (the oldest first) before
+        passages do. Refuses when not even one passage fits."""
+        llm = self.llm
+        for start in range(len(history) + 1):
             template = qa_prompt_template(llm.chat_format, history[start:])
             last_try = start == len(history)
             try:
                 kept, dropped = fit_passages(
-                    plain(query), reading, template, llm.count_tokens, budget
+                    llm.chat_format.plain(question), reading, template, llm.count_tokens, budget
                 )
-            except UsageError:
+            except UsageError:  # the question and these turns alone are too long
                 if last_try:
                     raise
                 continue
@@ -185,16 +211,7 @@ class QAService:
                 f"none of the retrieved passages fits the {budget} tokens the model has for a "
                 "prompt: shorten the question, lower --max-tokens, or raise llm.context_length"
             )
-        numbers = {reading[i]["n"] for i in kept}
-        return Context(
-            query=query,
-            sources=[s for s in sources if s.n in numbers or s.n not in texts],
-            reading=[reading[i] for i in kept],
-            evidence=evidence,
-            template=template,
-            dropped=len(dropped),
-            history_dropped=start,
-        )
+        return template, kept, dropped, start
 
     def stream(
         self,
@@ -204,7 +221,7 @@ class QAService:
         k: int | None = None,
         sampling: Sampling | None = None,
         query: str | None = None,
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:
         """Answer a question as events: sources, tokens as they are generated, the grounded
         answer, this request's timings — or an error. `query` is the stand-alone question to
         retrieve for (a follow-up made whole); `history` the conversation before it.
@@ -212,27 +229,26 @@ class QAService:
         Closing the stream early (Ctrl-C, a client gone) stops the generation at once."""
         started = time.perf_counter()
         try:
-            question = clean_question(question)
-            llm = self.llm
-            sampling = sampling or llm.sampling
-            context = self.prepare(clean_question(query or question), history, k, sampling)
+            sampling = sampling or self.llm.sampling
+            context = self.prepare(question, history, k, sampling, query)
             yield SourcesEvent(context.sources, context.query)
             retrieve_s = time.perf_counter() - started
             if context.decline:
                 elapsed = time.perf_counter() - started
-                answer = self._answer(question, context, Timings(retrieve_s, None, None, elapsed))
+                answer = self._answer(context, Timings(retrieve_s, None, None, elapsed))
                 yield AnswerEvent(answer)
                 yield TimingsEvent(answer.timings)
                 return
             first_token_s = None
             result: ChainResult | None = None
-            for item in self._run_chain(context, sampling):
-                if isinstance(item, str):
-                    if first_token_s is None:
-                        first_token_s = time.perf_counter() - started
-                    yield TokenEvent(item)
-                else:
-                    result = item
+            with closing(self._run_chain(context, sampling)) as items:
+                for item in items:
+                    if isinstance(item, str):
+                        if first_token_s is None:
+                            first_token_s = time.perf_counter() - started
+                        yield TokenEvent(item)
+                    else:
+                        result = item
             assert result is not None
             timings = Timings(
                 retrieve_s,
@@ -240,7 +256,7 @@ class QAService:
                 result.completion.seconds,
                 time.perf_counter() - started,
             )
-            answer = self._answer(question, context, timings, result)
+            answer = self._answer(context, timings, result)
             yield AnswerEvent(answer)
             yield TimingsEvent(answer.timings)
         except DocqaError as exc:
@@ -263,7 +279,9 @@ class QAService:
                 return event.answer
         raise AssertionError("the answer stream ended without an answer")
 
-    def _run_chain(self, context: Context, sampling: Sampling) -> Iterator[str | ChainResult]:
+    def _run_chain(
+        self, context: Context, sampling: Sampling
+    ) -> Generator[str | ChainResult, None, None]:
         """The chain's tokens as it generates them, then its result. The chain runs in a
         thread of its own; closing this generator stops it at its next token and waits."""
         from docqa.answer.chain import answer_with_chain
@@ -276,18 +294,18 @@ class QAService:
                 raise _Cancelled
             items.put(("token", text))
 
-        def retrieve_passages(query: str) -> list[dict[str, Any]]:
-            """docqa's retrieval for the query the chain hands over (the prepared one's
-            passages when it is the query they were prepared for)."""
+        def retrieve_passages(question: str) -> list[dict[str, Any]]:
+            """docqa's retrieval for the question the chain hands over: the prepared passages
+            when it is the question they were prepared for (its stand-alone form retrieved)."""
             plain = self.llm.chat_format.plain
-            prepared = context if query == plain(context.query) else self.prepare(query)
+            prepared = context if question == plain(context.question) else self.prepare(question)
             return prepared.reading
 
         def work() -> None:
             try:
-                query = self.llm.chat_format.plain(context.query)
+                question = self.llm.chat_format.plain(context.question)
                 result = answer_with_chain(
-                    query, retrieve_passages, self.llm, context.template, sampling, on_token
+                    question, retrieve_passages, self.llm, context.template, sampling, on_token
                 )
                 items.put(("result", result))
             except BaseException as exc:  # handed to the reader, which raises it
@@ -310,12 +328,12 @@ class QAService:
             worker.join()
 
     def _answer(
-        self, question: str, context: Context, timings: Timings, result: ChainResult | None = None
+        self, context: Context, timings: Timings, result: ChainResult | None = None
     ) -> Answer:
         """The final answer: the model's text kept to what the passages it read support."""
         llm = self._llm
         common: dict[str, Any] = {
-            "question": question,
+            "question": context.question,
             "sources": context.sources,
             "timings": timings,
             "query": context.query,

@@ -1,5 +1,5 @@
-"""The `docqa` command line: ingest, ask, eval and status (ingest.py and main.py run the first
-two)."""
+"""The `docqa` command line: ingest, ask, chat, eval and status (ingest.py and main.py run
+ingest and ask)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from docqa.cli.ask import ask
+from docqa.cli.chat import chat
 from docqa.cli.evaluate import evaluate
 from docqa.cli.ingest import ingest
 from docqa.cli.status import status
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.command("ingest")(ingest)
 app.command("ask")(ask)
+app.command("chat")(chat)
 app.command("eval")(evaluate)
 app.command("status")(status)
 

@@ -1,0 +1,243 @@
+"""`docqa chat`: a conversation about your documents, the models loaded once.
+
+On a terminal: line editing and history (readline), answers streamed, Ctrl-C stops an answer,
+Ctrl-D leaves. Piped: each line of stdin is the next turn of one conversation.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from docqa.cli.ask import KOption
+from docqa.cli.common import (
+    SAMPLING_FLAGS,
+    ConfigOption,
+    DebugOption,
+    MaxTokensOption,
+    MinPOption,
+    ModelOption,
+    RepeatPenaltyOption,
+    SeedOption,
+    TemperatureOption,
+    TopKOption,
+    TopPOption,
+    VectorstoreOption,
+    chosen_sampling,
+    loaded_service,
+    run,
+)
+from docqa.errors import DocqaError, ExitCode
+
+if TYPE_CHECKING:
+    from docqa.answer.conversation import Conversation
+    from docqa.answer.results import Answer
+
+HELP = """Commands:
+  /sources          the sources of the last answer, in full
+  /k N              retrieve N chunks per question
+  /set NAME VALUE   a generation setting: temperature, top_k, top_p, min_p, repeat_penalty,
+                    max_tokens, seed  (/set alone shows them)
+  /reset            start a new conversation
+  /save FILE        write the conversation, with sources, as markdown
+  /help             this help
+  /exit             leave (or Ctrl-D); Ctrl-C stops an answer"""
+
+
+def chat(
+    k: KOption = None,
+    model: ModelOption = None,
+    vectorstore: VectorstoreOption = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="With piped input: one JSON object per turn (as `ask --json`, plus the "
+            "stand-alone question used for retrieval).",
+        ),
+    ] = False,
+    temperature: TemperatureOption = None,
+    top_k: TopKOption = None,
+    top_p: TopPOption = None,
+    min_p: MinPOption = None,
+    repeat_penalty: RepeatPenaltyOption = None,
+    max_tokens: MaxTokensOption = None,
+    seed: SeedOption = None,
+    config: ConfigOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Talk with your documents: follow-up questions use the conversation so far."""
+
+    def body() -> ExitCode:
+        from docqa.answer.conversation import Conversation
+        from docqa.config import load_settings
+
+        settings = load_settings(
+            config,
+            {"paths": {"vectorstore": vectorstore}, "llm": {"model": model}, "retrieval": {"k": k}},
+        )
+        sampling = chosen_sampling(
+            settings.llm.sampling.override(stop=settings.chat.stop),
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            min_p=min_p,
+            repeat_penalty=repeat_penalty,
+            max_new_tokens=max_tokens,
+            seed=seed,
+        )
+        service = loaded_service(settings, model, with_llm=True)
+        conversation = Conversation(service, sampling, k, settings.chat.rewrite)
+        if sys.stdin.isatty():
+            _interactive(conversation)
+        else:
+            _piped(conversation, json_output)
+        return ExitCode.OK
+
+    run(debug, body)
+
+
+def _interactive(conversation: Conversation) -> None:
+    import readline  # noqa: F401  line editing and arrow-key history for input()
+
+    from docqa.cli.render import print_answer
+
+    print("docqa chat: ask about your documents; /help for commands, Ctrl-D to leave.")
+    while True:
+        try:
+            line = input("\nyou> ").strip()
+        except EOFError:
+            print()
+            return
+        except KeyboardInterrupt:
+            print("\n(Ctrl-D or /exit to leave)")
+            continue
+        if not line:
+            continue
+        try:
+            if line.startswith("/"):
+                if _command(conversation, line, print) == "exit":
+                    return
+                continue
+            with closing(conversation.stream(line)) as events:
+                answer = print_answer(events)
+            print(_footer(answer))
+        except KeyboardInterrupt:
+            print("\n(stopped)")
+        except DocqaError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+
+
+def _piped(conversation: Conversation, json_output: bool) -> None:
+    from docqa.answer.results import ErrorEvent
+    from docqa.cli.render import answer_json
+
+    for line in sys.stdin:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("/"):
+            if _command(conversation, line, lambda text: print(text, file=sys.stderr)) == "exit":
+                return
+            continue
+        answer = None
+        for event in conversation.stream(line):
+            if isinstance(event, ErrorEvent):
+                raise event.error
+            if event.kind == "answer":
+                answer = event.answer
+        assert answer is not None
+        if json_output:
+            print(answer_json(answer, standalone_question=answer.query), flush=True)
+        else:
+            print(f"Q: {answer.question}\nA: {answer.answer}\n{_footer(answer)}\n", flush=True)
+
+
+def _footer(answer: Answer) -> str:
+    sources = " · ".join(f"[{s.n}] {s.source} p.{s.page} ({s.score:.2f})" for s in answer.sources)
+    t = answer.timings
+    first = f", first token {t.first_token_s:.2f} s" if t.first_token_s is not None else ""
+    return f"{sources}\n({t.total_s:.2f} s{first})"
+
+
+def _command(conversation: Conversation, line: str, say: Callable[[str], None]) -> str | None:
+    """Carry out a /command; "exit" when the conversation should end."""
+    from docqa.cli.render import sources_text
+
+    name, _, argument = line[1:].partition(" ")
+    argument = argument.strip()
+    if name in ("exit", "quit"):
+        return "exit"
+    if name == "help":
+        say(HELP)
+    elif name == "reset":
+        conversation.reset()
+        say("(new conversation)")
+    elif name == "sources":
+        last = conversation.answers[-1] if conversation.answers else None
+        say(sources_text(last) if last else "(no answer yet)")
+    elif name == "k":
+        if not argument.isdigit() or not 1 <= int(argument) <= 100:
+            say("error: /k takes a number from 1 to 100")
+        else:
+            conversation.k = int(argument)
+            say(f"(k = {conversation.k})")
+    elif name == "set":
+        say(_set(conversation, argument))
+    elif name == "save":
+        if not argument:
+            say("error: /save takes a file name")
+        else:
+            path = Path(argument).expanduser()
+            try:
+                path.write_text(transcript(conversation), encoding="utf-8")
+            except OSError as exc:
+                say(f"error: cannot write {path} ({exc.strerror})")
+            else:
+                say(f"(saved {len(conversation.answers)} turns to {path})")
+    else:
+        say(f"error: unknown command /{name}: /help lists them")
+    return None
+
+
+# /set's names for the generation settings: the flags' names, with underscores.
+SET_NAMES = {flag[2:].replace("-", "_"): field for field, flag in SAMPLING_FLAGS.items()}
+
+
+def _set(conversation: Conversation, argument: str) -> str:
+    """/set NAME VALUE: one generation setting, checked; /set alone: all of them."""
+    from pydantic import ValidationError
+
+    if not argument:
+        return ", ".join(
+            f"{name}={getattr(conversation.sampling, field)}" for name, field in SET_NAMES.items()
+        )
+    name, _, value = argument.partition(" ")
+    field = SET_NAMES.get(name) or (name if name in SAMPLING_FLAGS else None)
+    if field is None or not value.strip():
+        return "error: /set NAME VALUE, with NAME one of " + ", ".join(SET_NAMES)
+    try:
+        conversation.sampling = conversation.sampling.override(**{field: value.strip()})
+    except ValidationError as exc:
+        return f"error: invalid {name}: {exc.errors()[0]['msg']}"
+    return f"({name} = {getattr(conversation.sampling, field)})"
+
+
+def transcript(conversation: Conversation) -> str:
+    """The conversation as markdown: each question, its answer, and its sources."""
+    lines = [f"# docqa chat, {datetime.now():%Y-%m-%d %H:%M}", ""]
+    for answer in conversation.answers:
+        lines += [f"**You:** {answer.question}", "", f"**docqa:** {answer.answer}", ""]
+        if answer.query != answer.question:
+            lines += [f"*Searched for:* {answer.query}", ""]
+        for s in answer.sources:
+            quote = " ".join(s.text.split())
+            lines.append(f"- [{s.n}] {s.source}, page {s.page} (score {s.score:.3f}): {quote}")
+        lines.append("")
+    return "\n".join(lines)

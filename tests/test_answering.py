@@ -1,0 +1,99 @@
+"""The QA service's context: what the model reads is what is fitted and what answers are
+checked against; earlier turns make room when the context is full; nothing that fits, no
+LLM call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from docqa.answer.chain import ChainResult
+from docqa.answer.prompts import qa_prompt_template
+from docqa.answer.qa import QAService
+from docqa.answer.results import Timings, Turn
+from docqa.config import load_settings
+from docqa.errors import UsageError
+from docqa.llm.engine import Completion
+from tests.conftest import FACTS
+
+pytestmark = pytest.mark.slow
+
+QUESTION = FACTS[0][0]  # the Brightwater Foods guarantee, page 3 of orchard.pdf
+
+
+def service_for(project: Path, **llm: object) -> QAService:
+    overrides = {"paths": {"vectorstore": project / "vectorstore"}, "llm": llm}
+    return QAService(load_settings(None, overrides, environ={}))
+
+
+def room_for(service: QAService, extra: int, history: tuple[Turn, ...] = ()) -> int:
+    """max_new_tokens that leaves the prompt `extra` tokens beyond the question alone."""
+    llm = service.llm
+    template = qa_prompt_template(llm.chat_format, history)
+    alone = llm.count_tokens(template.format(context="", question=QUESTION))
+    return llm.context_length - alone - extra
+
+
+def test_fitting_measures_what_the_model_reads_not_whole_chunks(project: Path) -> None:
+    service = service_for(project)
+    whole = service_for(project)
+    whole.settings = whole.settings.model_copy(
+        update={"answer": whole.settings.answer.model_copy(update={"reads": "passages"})}
+    )
+    evidence = service.prepare(QUESTION)
+    passages = whole.prepare(QUESTION)
+    read = sum(service.llm.count_tokens(p["text"]) for p in evidence.reading)
+    full = sum(whole.llm.count_tokens(p["text"]) for p in passages.reading)
+    assert read < full
+    # Room for the evidence but not for the whole chunks: nothing is dropped.
+    sampling = service.llm.sampling.override(max_new_tokens=room_for(service, read + 30))
+    fitted = service.prepare(QUESTION, sampling=sampling)
+    assert fitted.dropped == 0
+    assert [p["text"] for p in fitted.reading] == [p["text"] for p in evidence.reading]
+    assert whole.prepare(QUESTION, sampling=sampling).dropped > 0
+
+
+def test_when_no_passage_fits_the_llm_is_not_called(project: Path) -> None:
+    service = service_for(project)
+    cramped = service.llm.sampling.override(max_new_tokens=room_for(service, 2))
+    with pytest.raises(UsageError, match="none of the retrieved passages fits"):
+        service.prepare(QUESTION, sampling=cramped)
+    events = list(service.stream(QUESTION, sampling=cramped))
+    assert [event.kind for event in events] == ["error"]
+    assert not service.llm.lock.locked()
+
+
+def test_the_oldest_turns_make_room_first(project: Path) -> None:
+    service = service_for(project)
+    turns = tuple(Turn(f"Question number {i} about apples?", "Apples " * 40) for i in range(6))
+    fitted_all = service.prepare(QUESTION, history=turns)
+    assert fitted_all.history_dropped == 0
+    budget = room_for(service, 120, turns[-2:])  # room for about two turns and the passages
+    squeezed = service.prepare(
+        QUESTION, history=turns, sampling=service.llm.sampling.override(max_new_tokens=budget)
+    )
+    assert 0 < squeezed.history_dropped < len(turns)
+    assert "Question number 5" in squeezed.template  # the latest turn stays
+    assert "Question number 0" not in squeezed.template
+    assert squeezed.dropped == 0, "turns go before passages"
+
+
+def test_answers_are_checked_against_what_the_model_read(project: Path) -> None:
+    service = service_for(project)
+    context = service.prepare(QUESTION)
+    assert "£18 million" in context.sources[0].text  # the chunk states the figure...
+    timings = Timings(0.0, 0.0, 0.0, 0.0)
+    completion = Completion("x", 1, 1, 0.0, 0.0, "stop")
+    answer = "The minimum guarantee payable by Brightwater Foods is £18 million."
+    stated = [
+        {"n": 1, "text": "The minimum guarantee payable by Brightwater Foods is £18 million."}
+    ]
+    unstated = [{"n": 1, "text": "The cooperative sells its juice to Brightwater Foods."}]
+    kept = service._answer(context, timings, ChainResult(answer, stated, completion))
+    assert kept.answer == "The minimum guarantee payable by Brightwater Foods is £18 million [1]."
+    assert kept.revision == "cited"
+    # ...but when what the model read did not state it, the answer is not taken as supported.
+    checked = service._answer(context, timings, ChainResult(answer, unstated, completion))
+    assert checked.revision in {"quoted", "declined"}
+    assert checked.answer != kept.answer
