@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from docqa.answer.evaluation import EvalItem, evaluate, load_questions
+from docqa.answer.evaluation import EvalItem, EvalReport, ItemResult, evaluate, load_questions
 from docqa.answer.qa import Answer, Timings
 from docqa.errors import UsageError
 from docqa.index.store import Hit
@@ -70,6 +70,21 @@ def test_a_chunk_holding_the_answer_is_a_hit_on_any_page() -> None:
         evaluate(system, [item("1", ["£750 million"], [53])], k=4, answer=False).results[0].rank
         == 1
     )
+
+
+@pytest.mark.parametrize(
+    ("count", "p50", "p95"),
+    # 5 and 30: round() (half to even) takes 2.5 to 2 and 28.5 to 28, one item too low.
+    [(5, 3, 5), (30, 15, 29), (20, 10, 19), (1, 1, 1)],
+)
+def test_latency_percentiles_are_nearest_rank(count: int, p50: float, p95: float) -> None:
+    report = EvalReport(k=4, answered=False)
+    report.results = [
+        ItemResult(item(str(n), ["x"], [1]), None, [], seconds=float(n))
+        for n in range(count, 0, -1)
+    ]
+    metrics = report.metrics()
+    assert (metrics["latency_p50_s"], metrics["latency_p95_s"]) == (p50, p95)
 
 
 @pytest.mark.parametrize(

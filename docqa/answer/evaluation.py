@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -208,9 +209,10 @@ def evaluate(
 
 
 def _percentile(sorted_values: list[float], percent: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    index = max(0, min(len(sorted_values) - 1, round(percent / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
+    """Nearest-rank percentile of an already sorted list: the smallest value with at least
+    `percent` % of the values at or below it."""
+    rank = math.ceil(percent * len(sorted_values) / 100)
+    return sorted_values[max(0, min(len(sorted_values), rank) - 1)]
 
 
 def _show(value: object) -> str:
