@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from docqa.answer.evaluation import EvalItem, EvalReport, ItemResult, evaluate, load_questions
-from docqa.answer.qa import Answer, Timings
+from docqa.answer.qa import Answer, QAService, Timings
+from docqa.config import load_settings
 from docqa.errors import UsageError
+from docqa.index.ingest import ingest
 from docqa.index.store import Hit
+from tests.fixtures.pdfs import write_pdf
 
 
 def item(id_: str, answers: list[str], pages: list[int], kind: str = "number") -> EvalItem:
@@ -69,6 +72,44 @@ def test_a_chunk_holding_the_answer_is_a_hit_on_any_page() -> None:
     assert (
         evaluate(system, [item("1", ["£750 million"], [53])], k=4, answer=False).results[0].rank
         == 1
+    )
+
+
+@pytest.mark.slow
+def test_a_listed_page_of_another_file_is_no_hit(tmp_path: Path) -> None:
+    write_pdf(
+        tmp_path / "data" / "orchard.pdf",
+        ["Harbour Lane Orchard Cooperative.", "The harvest festival is held in the cider barn."],
+    )
+    write_pdf(
+        tmp_path / "data" / "travel" / "ferries.pdf",
+        ["The ferry from Oban takes 46 minutes.", "The first sailing leaves Oban at 07:15."],
+    )
+    settings = load_settings(
+        None,
+        {"paths": {"data": tmp_path / "data", "vectorstore": tmp_path / "vs"}},
+        environ={},
+    )
+    ingest(settings)
+    service = QAService(settings)
+    question = "Where is the harvest festival held?"
+    assert [(h.source, h.page) for h in service.search(question, 1)] == [("orchard.pdf", 2)]
+
+    def rank(source: str | None) -> int | None:
+        # An answer no chunk holds, so only the page (and file) can make a hit.
+        listed = EvalItem(
+            id="1", question=question, answers=["a barn"], pages=[2], kind="fact", source=source
+        )
+        return evaluate(service, [listed], k=4, answer=False).results[0].rank
+
+    assert rank(None) == 1
+    assert rank("orchard.pdf") == 1
+    wrong_file = rank("travel/ferries.pdf")
+    assert wrong_file is not None
+    assert wrong_file > 1
+    assert [(h.source, h.page) for h in service.search(question, 4)][wrong_file - 1] == (
+        "travel/ferries.pdf",
+        2,
     )
 
 

@@ -30,6 +30,9 @@ class EvalItem(BaseModel):
     answers: list[str]
     pages: list[int]
     kind: Kind
+    # The file the pages are in, as sources name it (its path below the data folder); without
+    # it a listed page of any file counts.
+    source: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> EvalItem:
@@ -39,7 +42,15 @@ class EvalItem(BaseModel):
             raise ValueError("unanswerable items list no pages")
         if any(page < 1 for page in self.pages):
             raise ValueError("pages are 1-based")
+        if self.source is not None and not self.source.strip():
+            raise ValueError("source, when given, names a file")
         return self
+
+    def on_listed_page(self, hit: Hit) -> bool:
+        """Whether the hit is on one of the listed pages (of the listed file, if any)."""
+        if hit.page not in self.pages:
+            return False
+        return self.source is None or self.source in (hit.source, *hit.also)
 
     @property
     def answerable(self) -> bool:
@@ -190,7 +201,7 @@ def evaluate(
             (
                 n
                 for n, hit in enumerate(hits, start=1)
-                if hit.page in item.pages or (item.answers and contains(hit.text, item.answers))
+                if item.on_listed_page(hit) or (item.answers and contains(hit.text, item.answers))
             ),
             None,
         )

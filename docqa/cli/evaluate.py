@@ -25,7 +25,7 @@ def evaluate(
     questions: Annotated[
         Path,
         typer.Argument(
-            help='JSONL: {"id", "question", "answers", "pages", "kind"} per line.',
+            help='JSONL: {"id", "question", "answers", "pages", "kind", "source"?} per line.',
             exists=True,
             dir_okay=False,
             resolve_path=True,
