@@ -156,6 +156,17 @@ def test_no_pdfs_is_one_clear_line(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: no PDF files in ")
 
 
+def test_overlap_of_half_a_chunk_is_an_invalid_setting(tmp_path: Path) -> None:
+    write_documents(tmp_path / "data")
+    (tmp_path / "config.yml").write_text("chunking:\n  chunk_tokens: 120\n")
+    result = run_cli("ingest.py", cwd=tmp_path, env={"DOCQA_CHUNKING__OVERLAP_TOKENS": "60"})
+    assert result.returncode == 7, result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("error: chunking.overlap_tokens is 60, but it must be less")
+    assert "chunking.chunk_tokens (120): set it to at most 59" in result.stderr
+    assert not (tmp_path / "vectorstore").exists(), "nothing was done"
+
+
 def test_only_broken_pdfs_fail_without_an_index(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from docqa import __version__
 from docqa.config import Settings
 from docqa.errors import ConfigError, IngestInterrupted, NoDocumentsError, VectorStoreError
-from docqa.index.chunking import Chunk, Chunker, strip_boilerplate
+from docqa.index.chunking import Chunk, Chunker, max_overlap, strip_boilerplate
 from docqa.index.documents import Document, DocumentStore
 from docqa.index.embeddings import Embedder
 from docqa.index.loading import FoundFile, PdfReadError, find_pdfs, open_pdf, read_file
@@ -116,10 +116,17 @@ def ingest(
     started = time.perf_counter()
     progress = progress or IngestProgress()
     data, folder = settings.paths.data, settings.paths.vectorstore
+    chunking = settings.chunking
+    # Before any work: the chunker would only find out at the first new document.
+    if chunking.overlap_tokens > max_overlap(chunking.chunk_tokens):
+        raise ConfigError(
+            f"chunking.overlap_tokens is {chunking.overlap_tokens}, but it must be less than "
+            f"half of chunking.chunk_tokens ({chunking.chunk_tokens}): set it to at most "
+            f"{max_overlap(chunking.chunk_tokens)}, or raise chunking.chunk_tokens"
+        )
     if not data.is_dir():
         raise NoDocumentsError(f"data folder {data} does not exist: create it and put PDFs in it")
     embedder = shared_embedder(settings.embedding.model, settings.embedding.batch_size)
-    chunking = settings.chunking
     if chunking.chunk_tokens > embedder.max_tokens:
         raise ConfigError(
             f"chunking.chunk_tokens is {chunking.chunk_tokens}, but {embedder.model_id} reads "
