@@ -199,6 +199,38 @@ def test_index_from_another_embedding_model_is_refused(project: Path, tmp_path: 
     assert "Traceback" not in result.stderr
 
 
+def test_a_local_embedding_model_moves_with_the_project(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    from docqa.index.embeddings import resolve_model_dir
+
+    project = tmp_path / "project"
+    shutil.copytree(resolve_model_dir("all-MiniLM-L6-v2"), project / "models" / "minilm")
+    (project / "config.yml").write_text("embedding:\n  model: models/minilm\n")
+    write_documents(project / "data", broken=False)
+    assert run_cli("ingest.py", cwd=project).returncode == 0
+    model_id = json.loads(current_manifest(project / "vectorstore").read_text())["embedding"]
+    assert str(tmp_path) not in model_id["model"]
+
+    moved = tmp_path / "elsewhere" / "project"
+    moved.parent.mkdir()
+    project.rename(moved)
+    again = run_cli("ingest.py", cwd=moved)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("Index is up to date: 2 files"), again.stdout
+    question, answer, source, page = FACTS[1]
+    top = ask_json(moved, question, "--retrieve-only")["sources"][0]
+    assert (top["source"], top["page"], answer in top["text"]) == (source, page, True)
+
+    # Another model in the same place is still refused.
+    weights = moved / "models" / "minilm" / "model.safetensors"
+    tensors = load_file(str(weights))
+    save_file({name: value * 0.5 for name, value in tensors.items()}, str(weights))
+    refused = run_cli("main.py", question, "--retrieve-only", cwd=moved)
+    assert refused.returncode == 5
+    assert "was built with embedding model minilm@" in refused.stderr
+
+
 def test_missing_model_flag_is_an_error_not_a_fallback(project: Path) -> None:
     result = run_cli("main.py", "anything?", "--model", "models/nope.gguf", cwd=project)
     assert result.returncode == 6
