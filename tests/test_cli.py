@@ -282,6 +282,25 @@ def test_incremental_ingest_summary_and_status(tmp_path: Path) -> None:
     assert 0 < status["index_bytes"] < status["total_bytes"]
 
 
+def test_status_with_the_data_folder_gone_says_so(tmp_path: Path) -> None:
+    write_documents(tmp_path / "data", broken=False)
+    assert run_cli("ingest.py", cwd=tmp_path).returncode == 0
+    (tmp_path / "data").rename(tmp_path / "data-elsewhere")
+    status = run_cli("-m", "docqa", "status", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "Files:       2 indexed" in status.stdout
+    assert f"Data folder: {tmp_path / 'data'}: not found" in status.stdout
+    assert "removed" not in status.stdout
+    assert "orchard.pdf" not in status.stdout
+    as_json = json.loads(run_cli("-m", "docqa", "status", "--json", cwd=tmp_path).stdout)
+    assert as_json["data_folder_missing"] is True
+    assert as_json["pending"] == {"new": [], "changed": [], "removed": []}
+    assert as_json["files"] == 2
+    (tmp_path / "data-elsewhere").rename(tmp_path / "data")
+    present = json.loads(run_cli("-m", "docqa", "status", "--json", cwd=tmp_path).stdout)
+    assert present["data_folder_missing"] is False
+
+
 def test_status_without_an_index_says_run_ingest(tmp_path: Path) -> None:
     result = run_cli("-m", "docqa", "status", cwd=tmp_path)
     assert result.returncode == 5

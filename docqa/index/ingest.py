@@ -199,24 +199,29 @@ class IndexStatus:
     new: list[str]  # files in the data folder not yet ingested
     changed: list[str]
     removed: list[str]  # ingested files no longer in the data folder
+    data_folder_missing: bool = False  # then nothing is pending: there is nothing to compare
 
 
 def index_status(settings: Settings) -> IndexStatus:
     """What the index holds, verified, and what an ingest would change."""
     folder, data = settings.paths.vectorstore, settings.paths.data
     manifest, generation_bytes = read_manifest(folder, verify=True)
-    found, broken = find_pdfs(data) if data.is_dir() else ([], [])
+    status = IndexStatus(manifest, generation_bytes, index_size(folder), [], [], [])
+    if not data.is_dir():
+        # A data folder moved or not mounted is not every file removed: ingest would refuse
+        # to run, and the index stays as it is.
+        status.data_folder_missing = True
+        return status
+    found, broken = find_pdfs(data)
     before = {e.source: e.sha256 for e in manifest.files + manifest.failed}
     now = {item.found.source: item.sha256 for item in _identify_all(found, manifest)}
     now.update({name: None for name, _ in broken})
-    return IndexStatus(
-        manifest=manifest,
-        generation_bytes=generation_bytes,
-        total_bytes=index_size(folder),
-        new=sorted(name for name in now if name not in before),
-        changed=sorted(name for name, sha in now.items() if name in before and before[name] != sha),
-        removed=sorted(name for name in before if name not in now),
+    status.new = sorted(name for name in now if name not in before)
+    status.changed = sorted(
+        name for name, sha in now.items() if name in before and before[name] != sha
     )
+    status.removed = sorted(name for name in before if name not in now)
+    return status
 
 
 @cache
