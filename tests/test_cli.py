@@ -166,6 +166,17 @@ def test_no_pdfs_is_one_clear_line(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: no PDF files in ")
 
 
+def test_overlap_of_half_a_chunk_is_an_invalid_setting(tmp_path: Path) -> None:
+    write_documents(tmp_path / "data")
+    (tmp_path / "config.yml").write_text("chunking:\n  chunk_tokens: 120\n")
+    result = run_cli("ingest.py", cwd=tmp_path, env={"DOCQA_CHUNKING__OVERLAP_TOKENS": "60"})
+    assert result.returncode == 7, result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("error: chunking.overlap_tokens is 60, but it must be less")
+    assert "chunking.chunk_tokens (120): set it to at most 59" in result.stderr
+    assert not (tmp_path / "vectorstore").exists(), "nothing was done"
+
+
 def test_only_broken_pdfs_fail_without_an_index(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
@@ -196,6 +207,38 @@ def test_index_from_another_embedding_model_is_refused(project: Path, tmp_path: 
     assert result.returncode == 5
     assert "built with embedding model sentence-transformers/all-mpnet-base-v2" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_local_embedding_model_moves_with_the_project(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    from docqa.index.embeddings import resolve_model_dir
+
+    project = tmp_path / "project"
+    shutil.copytree(resolve_model_dir("all-MiniLM-L6-v2"), project / "models" / "minilm")
+    (project / "config.yml").write_text("embedding:\n  model: models/minilm\n")
+    write_documents(project / "data", broken=False)
+    assert run_cli("ingest.py", cwd=project).returncode == 0
+    model_id = json.loads(current_manifest(project / "vectorstore").read_text())["embedding"]
+    assert str(tmp_path) not in model_id["model"]
+
+    moved = tmp_path / "elsewhere" / "project"
+    moved.parent.mkdir()
+    project.rename(moved)
+    again = run_cli("ingest.py", cwd=moved)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("Index is up to date: 2 files"), again.stdout
+    question, answer, source, page = FACTS[1]
+    top = ask_json(moved, question, "--retrieve-only")["sources"][0]
+    assert (top["source"], top["page"], answer in top["text"]) == (source, page, True)
+
+    # Another model in the same place is still refused.
+    weights = moved / "models" / "minilm" / "model.safetensors"
+    tensors = load_file(str(weights))
+    save_file({name: value * 0.5 for name, value in tensors.items()}, str(weights))
+    refused = run_cli("main.py", question, "--retrieve-only", cwd=moved)
+    assert refused.returncode == 5
+    assert "was built with embedding model minilm@" in refused.stderr
 
 
 def test_missing_model_flag_is_an_error_not_a_fallback(project: Path) -> None:
@@ -249,6 +292,25 @@ def test_incremental_ingest_summary_and_status(tmp_path: Path) -> None:
     assert 0 < status["index_bytes"] < status["total_bytes"]
 
 
+def test_status_with_the_data_folder_gone_says_so(tmp_path: Path) -> None:
+    write_documents(tmp_path / "data", broken=False)
+    assert run_cli("ingest.py", cwd=tmp_path).returncode == 0
+    (tmp_path / "data").rename(tmp_path / "data-elsewhere")
+    status = run_cli("-m", "docqa", "status", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "Files:       2 indexed" in status.stdout
+    assert f"Data folder: {tmp_path / 'data'}: not found" in status.stdout
+    assert "removed" not in status.stdout
+    assert "orchard.pdf" not in status.stdout
+    as_json = json.loads(run_cli("-m", "docqa", "status", "--json", cwd=tmp_path).stdout)
+    assert as_json["data_folder_missing"] is True
+    assert as_json["pending"] == {"new": [], "changed": [], "removed": []}
+    assert as_json["files"] == 2
+    (tmp_path / "data-elsewhere").rename(tmp_path / "data")
+    present = json.loads(run_cli("-m", "docqa", "status", "--json", cwd=tmp_path).stdout)
+    assert present["data_folder_missing"] is False
+
+
 def test_status_without_an_index_says_run_ingest(tmp_path: Path) -> None:
     result = run_cli("-m", "docqa", "status", cwd=tmp_path)
     assert result.returncode == 5
@@ -267,19 +329,25 @@ def test_process_start_is_when_python_started() -> None:
     assert 0.6 <= float(result.stdout) < 5.0
 
 
-def test_output_cut_short_by_its_reader_is_no_error(project: Path) -> None:
-    """`main.py ... | head -1`: the answer line arrives, and no error about the closed pipe."""
-    question = FACTS[0][0]
+def test_output_cut_short_by_its_reader_is_no_error(project: Path, tmp_path: Path) -> None:
+    """`main.py --questions-file ... | head -1`: the first answer arrives, and the answers
+    still being written when the reader goes away end the run quietly, with no error."""
+    questions = tmp_path / "questions.txt"
+    count = 3000  # far more output than a pipe holds, so writing must outlive the reader
+    questions.write_text("\n".join(FACTS[n % len(FACTS)][0] for n in range(count)) + "\n")
+    command = [sys.executable, str(REPO / "main.py"), "--questions-file", str(questions)]
     asking = subprocess.Popen(
-        [sys.executable, str(REPO / "main.py"), question],
+        [*command, "--retrieve-only", "--json", "--k", "4"],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert asking.stdout is not None
-    assert asking.stdout.readline().startswith("Answer: ")
+    first = asking.stdout.readline()
+    assert json.loads(first)["question"] == FACTS[0][0]
+    assert len(first) * count > 16 * 65_536, "the rest would not fit in the pipe"
     asking.stdout.close()
     _, errors = asking.communicate(timeout=300)
-    assert asking.returncode == 0
+    assert asking.returncode == 0, errors
     assert "error" not in errors

@@ -148,11 +148,13 @@ def test_a_second_ingest_is_refused_and_readers_see_whole_indexes(tmp_path: Path
     assert second.returncode == ExitCode.BUSY
     assert f"another ingest (process {first.pid}) is writing the index" in second.stderr
 
-    seen = set()
+    seen, reads = set(), 0
     while first.poll() is None:
         chunks = tuple(c.text for c in VectorStore.open(vs, MODEL).chunks)
         seen.add(chunks)
+        reads += 1
     assert first.wait() == 0, first.stderr.read() if first.stderr else ""
+    assert reads > 0, "the ingest finished before the reader read anything: nothing was checked"
     new = tuple(c.text for c in VectorStore.open(vs, MODEL).chunks)
     assert seen <= {tuple(t for _, _, t in old), new}, "a reader saw a mix of two indexes"
     assert os.path.getsize(vs / LOCK) == 0, "the lock is released"

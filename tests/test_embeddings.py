@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from docqa.index.bert_numpy import supports
-from docqa.index.embeddings import Embedder, Runtime
+from docqa.index.embeddings import Embedder, Runtime, folder_id
 from tests.conftest import DOCUMENTS, REPO, SHOWCASE_PDF
 from tests.fixtures.pdfs import SAMPLE_PAGES
 
@@ -122,3 +122,27 @@ def test_retrieval_finds_the_same_chunks_either_way(sample_project: Path) -> Non
             assert [h.score for h in hits[runtime]] == pytest.approx(
                 [h.score for h in hits["sentence-transformers"]], abs=1e-4
             )
+
+
+def test_a_model_folder_is_known_by_its_content_not_its_place(tmp_path: Path) -> None:
+    def model_folder(folder: Path, weights: bytes) -> Path:
+        (folder / "1_Pooling").mkdir(parents=True)
+        (folder / "1_Pooling" / "config.json").write_text('{"word_embedding_dimension": 8}')
+        (folder / "model.safetensors").write_bytes(weights)
+        (folder / "README.md").write_text("notes")
+        return folder
+
+    weights = np.random.default_rng(0).bytes(5 << 20)  # large enough to be sampled
+    first = folder_id(model_folder(tmp_path / "a" / "minilm", weights))
+    assert first.startswith("minilm@")
+    assert folder_id(model_folder(tmp_path / "b" / "minilm", weights)) == first
+    (tmp_path / "b" / "minilm" / "README.md").write_text("other notes")
+    (tmp_path / "b" / "minilm" / ".cache").mkdir()
+    assert folder_id(tmp_path / "b" / "minilm") == first, "docs and hidden files do not count"
+
+    retrained = bytes(byte ^ 1 for byte in weights)
+    assert folder_id(model_folder(tmp_path / "c" / "minilm", retrained)) != first
+    other_pooling = model_folder(tmp_path / "d" / "minilm", weights) / "1_Pooling" / "config.json"
+    other_pooling.write_text('{"word_embedding_dimension": 16}')
+    assert folder_id(other_pooling.parent.parent) != first
+    assert folder_id(model_folder(tmp_path / "e" / "other", weights)) != first

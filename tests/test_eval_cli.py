@@ -17,7 +17,16 @@ SAMPLE_ABSTENTION_ACCURACY = 0.6
 
 
 def test_eval_on_the_sample_set(sample_project: Path) -> None:
-    result = run_cli("-m", "docqa", "eval", str(SAMPLE_SET), "--json", cwd=sample_project)
+    result = run_cli(
+        "-m",
+        "docqa",
+        "eval",
+        str(SAMPLE_SET),
+        "--json",
+        "--report",
+        "eval-report.md",
+        cwd=sample_project,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     metrics = report["metrics"]
@@ -50,6 +59,17 @@ def test_eval_table_and_retrieve_only(sample_project: Path) -> None:
     assert "answer_accuracy" not in result.stdout
     assert "report written to" in result.stderr
     assert (sample_project / "r.md").is_file()
+
+
+def test_eval_json_writes_no_report_unless_asked(sample_project: Path, tmp_path: Path) -> None:
+    vectorstore = str(sample_project / "vectorstore")
+    args = ("-m", "docqa", "eval", str(SAMPLE_SET), "--retrieve-only", "--vectorstore", vectorstore)
+    result = run_cli(*args, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["metrics"]["items"] == 15
+    assert list(tmp_path.iterdir()) == [], "--json alone writes no file"
+    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    assert [path.name for path in tmp_path.iterdir()] == ["eval-report.md"]
 
 
 def test_questions_file_answers_one_per_line(sample_project: Path) -> None:

@@ -29,6 +29,7 @@ def assert_answers_on_pages(items: list[EvalItem], pages: dict[int, str]) -> Non
 
 def test_sample_set_matches_the_bundled_sample() -> None:
     items = load_questions(EVAL / "sample.jsonl")
+    assert {item.source for item in items} == {SAMPLE_NAME}
     assert sum(not item.answerable for item in items) >= 3
     assert_answers_on_pages(items, page_texts(REPO / "data" / SAMPLE_NAME))
 
@@ -36,6 +37,7 @@ def test_sample_set_matches_the_bundled_sample() -> None:
 @pytest.mark.slow
 def test_showcase_set_is_large_spread_and_checked(showcase_pdf: Path) -> None:
     items = load_questions(EVAL / "manu-20f.jsonl")
+    assert {item.source for item in items} == {showcase_pdf.name}
     answerable = [item for item in items if item.answerable]
     assert len(items) >= 60
     assert len(items) - len(answerable) == 10

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from docqa.answer.evaluation import EvalItem, evaluate, load_questions
-from docqa.answer.qa import Answer, Timings
+from docqa.answer.evaluation import EvalItem, EvalReport, ItemResult, evaluate, load_questions
+from docqa.answer.qa import Answer, QAService, Timings
+from docqa.config import load_settings
 from docqa.errors import UsageError
+from docqa.index.ingest import ingest
 from docqa.index.store import Hit
+from tests.fixtures.pdfs import write_pdf
 
 
 def item(id_: str, answers: list[str], pages: list[int], kind: str = "number") -> EvalItem:
@@ -70,6 +73,59 @@ def test_a_chunk_holding_the_answer_is_a_hit_on_any_page() -> None:
         evaluate(system, [item("1", ["£750 million"], [53])], k=4, answer=False).results[0].rank
         == 1
     )
+
+
+@pytest.mark.slow
+def test_a_listed_page_of_another_file_is_no_hit(tmp_path: Path) -> None:
+    write_pdf(
+        tmp_path / "data" / "orchard.pdf",
+        ["Harbour Lane Orchard Cooperative.", "The harvest festival is held in the cider barn."],
+    )
+    write_pdf(
+        tmp_path / "data" / "travel" / "ferries.pdf",
+        ["The ferry from Oban takes 46 minutes.", "The first sailing leaves Oban at 07:15."],
+    )
+    settings = load_settings(
+        None,
+        {"paths": {"data": tmp_path / "data", "vectorstore": tmp_path / "vs"}},
+        environ={},
+    )
+    ingest(settings)
+    service = QAService(settings)
+    question = "Where is the harvest festival held?"
+    assert [(h.source, h.page) for h in service.search(question, 1)] == [("orchard.pdf", 2)]
+
+    def rank(source: str | None) -> int | None:
+        # An answer no chunk holds, so only the page (and file) can make a hit.
+        listed = EvalItem(
+            id="1", question=question, answers=["a barn"], pages=[2], kind="fact", source=source
+        )
+        return evaluate(service, [listed], k=4, answer=False).results[0].rank
+
+    assert rank(None) == 1
+    assert rank("orchard.pdf") == 1
+    wrong_file = rank("travel/ferries.pdf")
+    assert wrong_file is not None
+    assert wrong_file > 1
+    assert [(h.source, h.page) for h in service.search(question, 4)][wrong_file - 1] == (
+        "travel/ferries.pdf",
+        2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("count", "p50", "p95"),
+    # 5 and 30: round() (half to even) takes 2.5 to 2 and 28.5 to 28, one item too low.
+    [(5, 3, 5), (30, 15, 29), (20, 10, 19), (1, 1, 1)],
+)
+def test_latency_percentiles_are_nearest_rank(count: int, p50: float, p95: float) -> None:
+    report = EvalReport(k=4, answered=False)
+    report.results = [
+        ItemResult(item(str(n), ["x"], [1]), None, [], seconds=float(n))
+        for n in range(count, 0, -1)
+    ]
+    metrics = report.metrics()
+    assert (metrics["latency_p50_s"], metrics["latency_p95_s"]) == (p50, p95)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from docqa.errors import IndexWriteError, VectorStoreError
+from docqa.index import store as store_module
 from docqa.index.chunking import Chunk
 from docqa.index.store import (
     CHUNKS,
@@ -23,6 +24,7 @@ from docqa.index.store import (
     FileEntry,
     Manifest,
     VectorStore,
+    read_manifest,
     write_store,
 )
 
@@ -181,6 +183,89 @@ def test_new_index_replaces_the_old_one_whole(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [CURRENT, second.name, generation(tmp_path).name]
     )
+
+
+def race_two_ingests(folder: Path, monkeypatch: pytest.MonkeyPatch, moment: str) -> list[str]:
+    """At `moment` of the first read of the index, two ingests finish: CURRENT names a newer
+    generation and the one being read is removed. Returns the generations seen, in order."""
+    import faiss
+
+    read: list[str] = []
+
+    def ingests_finish(generation: Path) -> None:
+        read.append(generation.name)
+        if len(read) == 1:
+            build(folder, ["middle"])
+            build(folder, ["new"])
+            assert not generation.exists()
+
+    if moment == "CURRENT":  # between reading CURRENT and looking at what it names
+        read_text = Path.read_text
+
+        def reading(path: Path, *args: object, **kwargs: object) -> str:
+            text = read_text(path, *args, **kwargs)  # type: ignore[arg-type]
+            if path == folder / CURRENT:
+                ingests_finish(folder / text.strip())
+            return text
+
+        monkeypatch.setattr(Path, "read_text", reading)
+    elif moment == "manifest":
+        read_manifest_of = store_module._read_manifest
+
+        def reading_manifest(generation: Path) -> Manifest:
+            ingests_finish(generation)
+            return read_manifest_of(generation)
+
+        monkeypatch.setattr(store_module, "_read_manifest", reading_manifest)
+    else:  # after the checksums were verified, as FAISS opens its file
+        read_index = faiss.read_index
+
+        def reading_index(path: str, *args: object) -> object:
+            ingests_finish(Path(path).parent)
+            return read_index(path, *args)
+
+        monkeypatch.setattr(faiss, "read_index", reading_index)
+    return read
+
+
+@pytest.mark.parametrize("moment", ["CURRENT", "manifest", "faiss"])
+def test_a_generation_removed_while_it_is_read_is_read_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moment: str
+) -> None:
+    build(tmp_path, ["old"])
+    old = generation(tmp_path).name
+    read = race_two_ingests(tmp_path, monkeypatch, moment)
+    assert [c.text for c in VectorStore.open(tmp_path, MODEL).chunks] == ["new"]
+    assert read[0] == old
+    assert set(read[1:]) == {generation(tmp_path).name}
+
+
+def test_status_reads_a_generation_removed_meanwhile_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build(tmp_path, ["old"])
+    read = race_two_ingests(tmp_path, monkeypatch, "manifest")
+    manifest, _ = read_manifest(tmp_path, verify=True)
+    assert manifest.chunks == 1
+    assert read[-1] == generation(tmp_path).name != read[0]
+
+
+def test_a_damaged_index_is_refused_without_reading_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build(tmp_path, ["alpha"])
+    truncate(generation(tmp_path) / INDEX)
+    read: list[Path] = []
+    read_manifest_of = store_module._read_manifest
+
+    def reading_manifest(path: Path) -> Manifest:
+        read.append(path)
+        return read_manifest_of(path)
+
+    monkeypatch.setattr(store_module, "_read_manifest", reading_manifest)
+    with pytest.raises(VectorStoreError, match=r"index\.faiss does not match its checksum"):
+        VectorStore.open(tmp_path, MODEL)
+    assert read == [generation(tmp_path)]
 
 
 def test_failed_write_leaves_the_previous_index_usable(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -29,6 +30,9 @@ class EvalItem(BaseModel):
     answers: list[str]
     pages: list[int]
     kind: Kind
+    # The file the pages are in, as sources name it (its path below the data folder); without
+    # it a listed page of any file counts.
+    source: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> EvalItem:
@@ -38,7 +42,15 @@ class EvalItem(BaseModel):
             raise ValueError("unanswerable items list no pages")
         if any(page < 1 for page in self.pages):
             raise ValueError("pages are 1-based")
+        if self.source is not None and not self.source.strip():
+            raise ValueError("source, when given, names a file")
         return self
+
+    def on_listed_page(self, hit: Hit) -> bool:
+        """Whether the hit is on one of the listed pages (of the listed file, if any)."""
+        if hit.page not in self.pages:
+            return False
+        return self.source is None or self.source in (hit.source, *hit.also)
 
     @property
     def answerable(self) -> bool:
@@ -189,7 +201,7 @@ def evaluate(
             (
                 n
                 for n, hit in enumerate(hits, start=1)
-                if hit.page in item.pages or (item.answers and contains(hit.text, item.answers))
+                if item.on_listed_page(hit) or (item.answers and contains(hit.text, item.answers))
             ),
             None,
         )
@@ -208,9 +220,10 @@ def evaluate(
 
 
 def _percentile(sorted_values: list[float], percent: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    index = max(0, min(len(sorted_values) - 1, round(percent / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
+    """Nearest-rank percentile of an already sorted list: the smallest value with at least
+    `percent` % of the values at or below it."""
+    rank = math.ceil(percent * len(sorted_values) / 100)
+    return sorted_values[max(0, min(len(sorted_values), rank) - 1)]
 
 
 def _show(value: object) -> str:

@@ -25,7 +25,7 @@ def evaluate(
     questions: Annotated[
         Path,
         typer.Argument(
-            help='JSONL: {"id", "question", "answers", "pages", "kind"} per line.',
+            help='JSONL: {"id", "question", "answers", "pages", "kind", "source"?} per line.',
             exists=True,
             dir_okay=False,
             resolve_path=True,
@@ -41,8 +41,13 @@ def evaluate(
         bool, typer.Option("--json", help="Print one JSON object: metrics and every item.")
     ] = False,
     report: Annotated[
-        Path, typer.Option("--report", help="Markdown report to write.", resolve_path=True)
-    ] = Path("eval-report.md"),
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Markdown report to write. Default: eval-report.md, none with --json.",
+            resolve_path=True,
+        ),
+    ] = None,
     model: ModelOption = None,
     vectorstore: VectorstoreOption = None,
     config: ConfigOption = None,
@@ -74,12 +79,15 @@ def evaluate(
             **{f"retrieval.{key}": value for key, value in settings.retrieval},
             **{f"chunking.{key}": value for key, value in service.index_chunking.items()},
         }
-        report.write_text(outcome.markdown(f"docqa eval: {questions.name}", used), "utf-8")
+        # --json is for scripts: a file left in the current folder would surprise them.
+        path = report or (None if json_output else Path("eval-report.md").resolve())
+        if path is not None:
+            path.write_text(outcome.markdown(f"docqa eval: {questions.name}", used), "utf-8")
         if json_output:
             print(json.dumps({"settings": used, **outcome.to_json()}, ensure_ascii=False))
         else:
             print(outcome.table())
-            note(f"report written to {report}")
+            note(f"report written to {path}")
         return ExitCode.OK
 
     run(debug, body)

@@ -166,7 +166,12 @@ def status_text(status: IndexStatus, settings: Settings) -> str:
         "ingests, and the previous index",
     ]
     pending = {"new": status.new, "changed": status.changed, "removed": status.removed}
-    if any(pending.values()):
+    if status.data_folder_missing:
+        lines.append(
+            f"Data folder: {settings.paths.data}: not found; point --data or paths.data at "
+            "the PDFs to see what an ingest would change"
+        )
+    elif any(pending.values()):
         counts = ", ".join(f"{len(names)} {kind}" for kind, names in pending.items() if names)
         lines.append(f"Data folder: {settings.paths.data}: {counts}; run `python ingest.py`")
         for kind, names in pending.items():
@@ -197,6 +202,7 @@ def status_json(status: IndexStatus) -> str:
             "index_bytes": status.generation_bytes,
             "total_bytes": status.total_bytes,
             "failed": [{"source": f.source, "reason": f.reason} for f in m.failed],
+            "data_folder_missing": status.data_folder_missing,
             "pending": {"new": status.new, "changed": status.changed, "removed": status.removed},
         },
         ensure_ascii=False,

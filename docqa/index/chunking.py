@@ -33,6 +33,12 @@ _PARAGRAPH, _SENTENCE, _LINE, _WORD = range(4)
 _SENTENCE_ENDS = (".", "!", "?", ":", ";")
 
 
+def max_overlap(chunk_tokens: int) -> int:
+    """The largest overlap a chunk size allows: less than half, since a chunk may end halfway
+    through its window and the next must still move on."""
+    return chunk_tokens // 2 - 1
+
+
 class Chunker:
     """Splits pages into chunks of at most `chunk_tokens` word pieces, overlapping by `overlap`.
 
@@ -47,7 +53,7 @@ class Chunker:
         overlap_tokens: int,
         cross_page: bool = False,
     ) -> None:
-        if overlap_tokens >= chunk_tokens // 2:
+        if overlap_tokens > max_overlap(chunk_tokens):
             raise ValueError("overlap_tokens must be less than half of chunk_tokens")
         self._tokenizer = tokenizer
         self.chunk_tokens = chunk_tokens

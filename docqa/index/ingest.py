@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from docqa import __version__
 from docqa.config import Settings
 from docqa.errors import ConfigError, IngestInterrupted, NoDocumentsError, VectorStoreError
-from docqa.index.chunking import Chunk, Chunker, strip_boilerplate
+from docqa.index.chunking import Chunk, Chunker, max_overlap, strip_boilerplate
 from docqa.index.documents import Document, DocumentStore
 from docqa.index.embeddings import Embedder
 from docqa.index.loading import FoundFile, PdfReadError, find_pdfs, open_pdf, read_file
@@ -116,10 +116,17 @@ def ingest(
     started = time.perf_counter()
     progress = progress or IngestProgress()
     data, folder = settings.paths.data, settings.paths.vectorstore
+    chunking = settings.chunking
+    # Before any work: the chunker would only find out at the first new document.
+    if chunking.overlap_tokens > max_overlap(chunking.chunk_tokens):
+        raise ConfigError(
+            f"chunking.overlap_tokens is {chunking.overlap_tokens}, but it must be less than "
+            f"half of chunking.chunk_tokens ({chunking.chunk_tokens}): set it to at most "
+            f"{max_overlap(chunking.chunk_tokens)}, or raise chunking.chunk_tokens"
+        )
     if not data.is_dir():
         raise NoDocumentsError(f"data folder {data} does not exist: create it and put PDFs in it")
     embedder = shared_embedder(settings.embedding.model, settings.embedding.batch_size)
-    chunking = settings.chunking
     if chunking.chunk_tokens > embedder.max_tokens:
         raise ConfigError(
             f"chunking.chunk_tokens is {chunking.chunk_tokens}, but {embedder.model_id} reads "
@@ -192,24 +199,29 @@ class IndexStatus:
     new: list[str]  # files in the data folder not yet ingested
     changed: list[str]
     removed: list[str]  # ingested files no longer in the data folder
+    data_folder_missing: bool = False  # then nothing is pending: there is nothing to compare
 
 
 def index_status(settings: Settings) -> IndexStatus:
     """What the index holds, verified, and what an ingest would change."""
     folder, data = settings.paths.vectorstore, settings.paths.data
     manifest, generation_bytes = read_manifest(folder, verify=True)
-    found, broken = find_pdfs(data) if data.is_dir() else ([], [])
+    status = IndexStatus(manifest, generation_bytes, index_size(folder), [], [], [])
+    if not data.is_dir():
+        # A data folder moved or not mounted is not every file removed: ingest would refuse
+        # to run, and the index stays as it is.
+        status.data_folder_missing = True
+        return status
+    found, broken = find_pdfs(data)
     before = {e.source: e.sha256 for e in manifest.files + manifest.failed}
     now = {item.found.source: item.sha256 for item in _identify_all(found, manifest)}
     now.update({name: None for name, _ in broken})
-    return IndexStatus(
-        manifest=manifest,
-        generation_bytes=generation_bytes,
-        total_bytes=index_size(folder),
-        new=sorted(name for name in now if name not in before),
-        changed=sorted(name for name, sha in now.items() if name in before and before[name] != sha),
-        removed=sorted(name for name in before if name not in now),
+    status.new = sorted(name for name in now if name not in before)
+    status.changed = sorted(
+        name for name, sha in now.items() if name in before and before[name] != sha
     )
+    status.removed = sorted(name for name in before if name not in now)
+    return status
 
 
 @cache

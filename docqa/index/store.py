@@ -23,12 +23,12 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -56,6 +56,9 @@ _RERUN = "run `python ingest.py` to rebuild it"
 # at 300,000 with these settings (bench/scaling.py).
 EXACT_MAX_CHUNKS = 100_000
 HNSW_LINKS, HNSW_BUILD_DEPTH, HNSW_SEARCH_DEPTH = 32, 80, 256
+READ_ATTEMPTS = 3
+
+T = TypeVar("T")
 
 
 class EmbeddingInfo(BaseModel):
@@ -148,13 +151,9 @@ class VectorStore:
     @classmethod
     def open(cls, folder: Path, embedding_model: str) -> VectorStore:
         """Load and verify the index in `folder`, refusing one built for another model."""
-        for attempt in range(3):
-            try:
-                return cls._open(folder, _current_generation(folder), embedding_model)
-            except FileNotFoundError:  # two ingests finished while we read: read the newest
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        return _read_current(
+            folder, lambda generation: cls._open(folder, generation, embedding_model)
+        )
 
     @classmethod
     def _open(cls, folder: Path, generation: Path, embedding_model: str) -> VectorStore:
@@ -286,11 +285,14 @@ def write_error(folder: Path, exc: OSError) -> IndexWriteError:
 def read_manifest(folder: Path, verify: bool = False) -> tuple[Manifest, int]:
     """The current index's manifest and the bytes its generation takes, refused like the index
     itself when unreadable (`verify`: or when a data file does not match its checksum)."""
-    generation = _current_generation(folder)
-    manifest = _read_manifest(generation)
-    if verify:
-        _verify(generation, manifest)
-    return manifest, sum(path.stat().st_size for path in generation.iterdir())
+
+    def read(generation: Path) -> tuple[Manifest, int]:
+        manifest = _read_manifest(generation)
+        if verify:
+            _verify(generation, manifest)
+        return manifest, sum(path.stat().st_size for path in generation.iterdir())
+
+    return _read_current(folder, read)
 
 
 def _verify(generation: Path, manifest: Manifest) -> None:
@@ -341,7 +343,25 @@ def _merge_overlap(before: str, after: str) -> str:
     return before + "\n" + after
 
 
-def _current_generation(folder: Path) -> Path:
+def _read_current(folder: Path, read: Callable[[Path], T]) -> T:
+    """`read` of the current generation, read again from the newest one when CURRENT moved on
+    meanwhile: ingest keeps only the newest two generations, so when two finish during a read
+    its files vanish, whatever error that raises (a missing file, a "damaged" manifest, FAISS's
+    RuntimeError). With CURRENT unchanged, the error is the index's own."""
+    for attempt in range(READ_ATTEMPTS):
+        name = _current_name(folder)
+        try:
+            if not (folder / name).is_dir():
+                raise _bad_current(folder)
+            return read(folder / name)
+        except Exception:
+            if attempt == READ_ATTEMPTS - 1 or not _replaced(folder, name):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _current_name(folder: Path) -> str:
+    """The name of the generation CURRENT points to."""
     try:
         name = (folder / CURRENT).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -350,9 +370,21 @@ def _current_generation(folder: Path) -> Path:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise VectorStoreError(f"cannot read the index in {folder} ({exc}): {_RERUN}") from exc
-    if not _GENERATION.fullmatch(name) or not (folder / name).is_dir():
-        raise VectorStoreError(f"the index in {folder} is damaged (bad {CURRENT}): {_RERUN}")
-    return folder / name
+    if not _GENERATION.fullmatch(name):
+        raise _bad_current(folder)
+    return name
+
+
+def _replaced(folder: Path, name: str) -> bool:
+    """Whether CURRENT no longer points to generation `name`."""
+    try:
+        return _current_name(folder) != name
+    except VectorStoreError:
+        return True  # read it again, to report what is wrong now
+
+
+def _bad_current(folder: Path) -> VectorStoreError:
+    return VectorStoreError(f"the index in {folder} is damaged (bad {CURRENT}): {_RERUN}")
 
 
 def _read_manifest(generation: Path) -> Manifest:
