@@ -47,3 +47,20 @@ def test_showcase_set_is_large_spread_and_checked(showcase_pdf: Path) -> None:
     assert min(pages) < 20, "questions span the whole document"
     assert max(pages) > 150, "questions span the whole document"
     assert_answers_on_pages(items, page_texts(showcase_pdf))
+
+
+@pytest.mark.slow
+def test_conversation_set_is_split_and_checked(showcase_pdf: Path) -> None:
+    import json
+
+    lines = (EVAL / "manu-20f-conversations.jsonl").read_text(encoding="utf-8").splitlines()
+    conversations = [json.loads(line) for line in lines if line.strip()]
+    assert len(conversations) >= 20
+    assert {c["split"] for c in conversations} == {"tune", "test"}
+    assert all(len(c["turns"]) in (2, 3) for c in conversations)
+    turns = [
+        EvalItem(id=f"{c['id']}.{n}", kind="fact", source=showcase_pdf.name, **turn)
+        for c in conversations
+        for n, turn in enumerate(c["turns"], start=1)
+    ]
+    assert_answers_on_pages(turns, page_texts(showcase_pdf))
