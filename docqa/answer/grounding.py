@@ -42,6 +42,12 @@ class GroundedAnswer:
     dropped: int  # sentences removed as unsupported
 
 
+def uncited(text: str) -> str:
+    """The text without citation marks, in single spaces and without its final full stop:
+    the form in which two versions of an answer are compared."""
+    return " ".join(_CITATION.sub("", text).split()).rstrip(".")
+
+
 def is_abstention(text: str) -> bool:
     return bool(_ABSTAINS.search(text))
 

@@ -10,7 +10,6 @@ stream as they are generated, and finally grounded: checked against what the mod
 from __future__ import annotations
 
 import queue
-import re
 import threading
 import time
 from collections.abc import Generator, Sequence
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docqa.answer.evidence import Evidence, excerpts, select
-from docqa.answer.grounding import ABSTENTION, ground
+from docqa.answer.grounding import ABSTENTION, ground, uncited
 from docqa.answer.prompts import fit_passages, qa_prompt_template
 from docqa.answer.results import (
     Answer,
@@ -34,6 +33,7 @@ from docqa.answer.results import (
     TimingsEvent,
     TokenEvent,
     Turn,
+    final_answer,
 )
 from docqa.answer.retrieval import retrieve
 from docqa.config import Sampling, Settings
@@ -47,8 +47,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from docqa.answer.chain import ChainResult
-
-_CITATION = re.compile(r"\s*\[\d+\]")
 
 
 @dataclass(frozen=True)
@@ -231,8 +229,8 @@ class QAService:
         try:
             sampling = sampling or self.llm.sampling
             context = self.prepare(question, history, k, sampling, query)
-            yield SourcesEvent(context.sources, context.query)
             retrieve_s = time.perf_counter() - started
+            yield SourcesEvent(context.sources, context.query)
             if context.decline:
                 elapsed = time.perf_counter() - started
                 answer = self._answer(context, Timings(retrieve_s, None, None, elapsed))
@@ -272,12 +270,9 @@ class QAService:
         query: str | None = None,
     ) -> Answer:
         """The whole answer at once: the event stream, consumed."""
-        for event in self.stream(question, history=history, k=k, sampling=sampling, query=query):
-            if isinstance(event, ErrorEvent):
-                raise event.error
-            if isinstance(event, AnswerEvent):
-                return event.answer
-        raise AssertionError("the answer stream ended without an answer")
+        return final_answer(
+            self.stream(question, history=history, k=k, sampling=sampling, query=query)
+        )
 
     def _run_chain(
         self, context: Context, sampling: Sampling
@@ -360,7 +355,7 @@ class QAService:
         if revision is None and text != result.answer:
             revision = (
                 "trimmed"
-                if grounded.dropped or _uncited(text) != _uncited(result.answer)
+                if grounded.dropped or uncited(text) != uncited(result.answer)
                 else "cited"
             )
         return Answer(
@@ -383,11 +378,6 @@ def _sources(hits: list[Hit], texts: list[str] | None = None) -> list[Source]:
         Source(n, hit.source, hit.page, texts[n - 1] if texts else hit.text, hit.score, hit.also)
         for n, hit in enumerate(hits, start=1)
     ]
-
-
-def _uncited(text: str) -> str:
-    """The text without citation marks and with single spaces, for comparing two versions."""
-    return " ".join(_CITATION.sub("", text).split()).rstrip(".")
 
 
 def clean_question(question: str) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -94,6 +95,16 @@ class ErrorEvent:
 
 
 Event = SourcesEvent | TokenEvent | AnswerEvent | TimingsEvent | ErrorEvent
+
+
+def final_answer(events: Iterable[Event]) -> Answer:
+    """The answer an event stream ends with; raises the error of an error event."""
+    for event in events:
+        if isinstance(event, ErrorEvent):
+            raise event.error
+        if isinstance(event, AnswerEvent):
+            return event.answer
+    raise AssertionError("the answer stream ended without an answer")
 
 
 def sources_dict(sources: list[Source]) -> list[dict[str, Any]]:

@@ -135,7 +135,7 @@ def _interactive(conversation: Conversation) -> None:
 
 
 def _piped(conversation: Conversation, json_output: bool) -> None:
-    from docqa.answer.results import ErrorEvent
+    from docqa.answer.results import final_answer
     from docqa.cli.render import answer_json
 
     for line in sys.stdin:
@@ -146,13 +146,7 @@ def _piped(conversation: Conversation, json_output: bool) -> None:
             if _command(conversation, line, lambda text: print(text, file=sys.stderr)) == "exit":
                 return
             continue
-        answer = None
-        for event in conversation.stream(line):
-            if isinstance(event, ErrorEvent):
-                raise event.error
-            if event.kind == "answer":
-                answer = event.answer
-        assert answer is not None
+        answer = final_answer(conversation.stream(line))
         if json_output:
             print(answer_json(answer, standalone_question=answer.query), flush=True)
         else:
