@@ -16,7 +16,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 export POETRY_VIRTUALENVS_IN_PROJECT := true
 
-.PHONY: setup demo test test-tools lint sample quality bench
+.PHONY: setup demo test test-tools lint sample quality bench cluster
 
 setup: .venv/.installed
 
@@ -27,10 +27,27 @@ demo: setup
 test: setup test-tools
 	$(POETRY) run pytest
 
-# What the tests drive besides Python: tmux, for a real terminal session of `docqa chat`.
+# What the tests drive besides Python, from Debian's packages: tmux, for a real terminal
+# session of `docqa chat`; redis-server, for the API's queue and workers.
+TEST_TOOLS := tmux redis-server
 test-tools:
-	@command -v tmux >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-	  apt-get install -y -qq tmux >/dev/null; } || { echo "install tmux (apt-get install tmux)"; exit 1; }
+	@missing=$$(for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  apt-get install -y -qq $$missing >/dev/null; } || \
+	  { echo "install $$missing (apt-get install $$missing)"; exit 1; }
+
+# The HTTP API with its queue on this machine: Redis (AOF, in .redis/), two workers sharing
+# the cores, and `docqa serve --queue` on 127.0.0.1:8000 until Ctrl-C.
+REDIS_PORT ?= 6379
+QUEUE := redis://127.0.0.1:$(REDIS_PORT)/0
+cluster: setup
+	@command -v redis-server >/dev/null || { echo "install Redis: apt-get install redis-server"; exit 1; }
+	@redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 || { mkdir -p .redis && redis-server \
+	  --port $(REDIS_PORT) --bind 127.0.0.1 --appendonly yes --dir $(CURDIR)/.redis --daemonize yes; }
+	@trap 'kill $$(jobs -p) 2>/dev/null' EXIT; \
+	for n in 1 2; do DOCQA_LLM__THREADS=$$(( $$(nproc) / 2 > 0 ? $$(nproc) / 2 : 1 )) \
+	  $(POETRY) run docqa worker --queue $(QUEUE) --name worker$$n & done; \
+	$(POETRY) run docqa serve --queue $(QUEUE)
 
 lint: setup
 	$(POETRY) run ruff check .

@@ -26,7 +26,7 @@ from bench.report import RESULTS, write
 from docqa.answer.conversation import Conversation
 from docqa.answer.evaluation import load_questions
 from docqa.answer.qa import QAService
-from docqa.answer.results import Answer, Timings
+from docqa.answer.results import Turn
 from docqa.text import contains
 
 CONVERSATIONS = ROOT.parent / "tests/eval/manu-20f-conversations.jsonl"
@@ -64,8 +64,7 @@ def run_turns(
                     reply.answer or "", turn["answers"]
                 )
             results.append(result)
-        gold = Answer(turn["question"], turn["answers"][0], [], Timings(0, None, None, 0), query)
-        conversation.answers.append(gold)
+        conversation.turns.append(Turn(turn["question"], turn["answers"][0], query))
     return results
 
 

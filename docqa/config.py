@@ -175,6 +175,42 @@ class ChatSettings(_Section):
     )
 
 
+class ServerSettings(_Section):
+    host: str = Field(
+        "127.0.0.1",
+        description="Address `docqa serve` binds; beyond loopback it requires DOCQA_API_KEY.",
+    )
+    port: int = Field(8000, ge=1, le=65535, description="Port `docqa serve` listens on.")
+    queue: str | None = Field(
+        None,
+        description="Empty: answer in the API process (inline). redis://HOST:PORT/N: hand "
+        "questions to `docqa worker` processes through this Redis.",
+    )
+    max_queue: int = Field(
+        8, ge=1, description="Questions waiting for the model at most; more are refused (429)."
+    )
+    request_timeout_s: float = Field(
+        120.0, gt=0, description="Longest a question may take once started; then it stops."
+    )
+    max_body_kb: int = Field(256, ge=1, description="Largest JSON request body.")
+    max_upload_mb: int = Field(50, ge=1, description="Largest PDF upload.")
+    upload_quota_mb: int = Field(
+        2000, ge=1, description="Room uploaded PDFs may take in the data folder, in all."
+    )
+    max_question_chars: int = Field(4000, ge=1, description="Longest question.")
+    max_messages: int = Field(64, ge=1, description="Most messages in one chat request.")
+    max_message_chars: int = Field(16000, ge=1, description="Longest message of a chat.")
+    max_k: int = Field(20, ge=1, le=100, description="Largest k a request may ask for.")
+    max_tokens: int = Field(2048, ge=1, description="Largest max_tokens a request may ask for.")
+    cors_origins: tuple[str, ...] = Field(
+        (), description="Web origins allowed to call the API from a browser; none by default."
+    )
+    job_ttl_s: int = Field(86400, ge=60, description="How long finished jobs are kept.")
+    max_attempts: int = Field(
+        3, ge=1, description="Times a question is tried when the worker running it dies."
+    )
+
+
 class Settings(_Section):
     paths: PathSettings = PathSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
@@ -183,6 +219,12 @@ class Settings(_Section):
     answer: AnswerSettings = AnswerSettings()
     llm: LLMSettings = LLMSettings()
     chat: ChatSettings = ChatSettings()
+    server: ServerSettings = ServerSettings()
+
+    @property
+    def chat_sampling(self) -> Sampling:
+        """The default generation settings of a chat turn: the LLM's, with chat stop strings."""
+        return self.llm.sampling.override(stop=self.chat.stop)
 
 
 def load_settings(

@@ -97,6 +97,7 @@ def test_shipped_config_matches_the_defaults() -> None:
         "answer",
         "llm",
         "chat",
+        "server",
     }
 
 

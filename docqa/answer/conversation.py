@@ -4,7 +4,7 @@ for the prompt, over the one QA service."""
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 
@@ -37,11 +37,32 @@ class Conversation:
     sampling: Sampling
     k: int | None = None
     rewrite: str = "keywords"  # keywords | llm | both | off
-    answers: list[Answer] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)  # those given in this conversation
+    turns: list[Turn] = field(default_factory=list)  # every exchange so far, resumed ones too
+
+    @classmethod
+    def resume(
+        cls,
+        service: QAService,
+        sampling: Sampling,
+        turns: Sequence[tuple[str, str]],
+        k: int | None = None,
+        rewrite: str = "keywords",
+    ) -> Conversation:
+        """A conversation carried on from (question, answer) turns another front end kept,
+        such as an HTTP client's messages; their stand-alone forms are made again by keywords."""
+        conversation = cls(service, sampling, k, rewrite)
+        for question, answer in turns:
+            question = clean_question(question)
+            query = question
+            if conversation.turns and rewrite != "off" and leans_on_conversation(question):
+                query = carry_keywords(question, conversation.turns[-1].query)
+            conversation.turns.append(Turn(question, answer, query))
+        return conversation
 
     @property
     def history(self) -> tuple[Turn, ...]:
-        return tuple(Turn(a.question, a.answer) for a in self.answers if a.answer is not None)
+        return tuple(self.turns)
 
     def stream(self, question: str) -> Generator[Event, None, None]:
         """Answer the next question as events (see QAService.stream), keeping the answer."""
@@ -53,21 +74,24 @@ class Conversation:
         with closing(events):  # closing this stream stops the generation at once
             for event in events:
                 if isinstance(event, AnswerEvent):
-                    self.answers.append(event.answer)
+                    answer = event.answer
+                    self.answers.append(answer)
+                    if answer.answer is not None:
+                        self.turns.append(Turn(answer.question, answer.answer, answer.query))
                 yield event
 
     def reset(self) -> None:
         self.answers.clear()
+        self.turns.clear()
 
     def standalone(self, question: str) -> str:
         """The question as retrieval should see it, given the conversation before it."""
-        if not self.answers or self.rewrite == "off" or not leans_on_conversation(question):
+        if not self.turns or self.rewrite == "off" or not leans_on_conversation(question):
             return question
-        previous = self.answers[-1].query
         rewritten = self._rewrite(question) if self.rewrite in ("llm", "both") else question
         if self.rewrite == "llm":
             return rewritten
-        return carry_keywords(rewritten, previous)
+        return carry_keywords(rewritten, self.turns[-1].query)
 
     def _rewrite(self, question: str) -> str:
         """The LLM's stand-alone version of the question (the question itself if it fails)."""

@@ -39,7 +39,7 @@ from docqa.answer.retrieval import retrieve
 from docqa.config import Sampling, Settings
 from docqa.errors import DocqaError, UsageError, VectorStoreError
 from docqa.index.embeddings import Embedder
-from docqa.index.store import Hit, VectorStore
+from docqa.index.store import Hit, VectorStore, current_generation
 from docqa.llm.engine import LocalLLM
 from docqa.llm.models import load_llm
 
@@ -84,23 +84,47 @@ class QAService:
         """Open and verify the index and load the embedding model, and the LLM if asked."""
         started = time.perf_counter()
         if self._store is None:
-            embedding = self.settings.embedding
-            embedder = Embedder(embedding.model, embedding.batch_size, runtime="numpy")
-            store = VectorStore.open(self.settings.paths.vectorstore, embedder.model_id)
-            if store.manifest.embedding.dimension != embedder.dimension:
-                raise VectorStoreError(
-                    f"the index in {store.folder} holds {store.manifest.embedding.dimension}-"
-                    f"dimension vectors, but {embedder.model_id} makes {embedder.dimension}: "
-                    "run `python ingest.py` to rebuild it"
-                )
-            embedder.load()
-            self._store, self._embedder = store, embedder
-        if with_llm and self._llm is None:
+            self._open_index()
+        if with_llm:
+            self.load_llm()
+        self.load_s += time.perf_counter() - started
+
+    def load_llm(self) -> None:
+        """Load the LLM (once), even before there is an index to answer from."""
+        if self._llm is None:
             self._llm, notice = load_llm(self.settings.llm, explicit=self.explicit_model)
             if notice:
                 self.notices.append(notice)
             import docqa.answer.chain  # noqa: F401  LangChain (~1 s) loads with the model, not in a question
-        self.load_s += time.perf_counter() - started
+
+    def refresh(self) -> bool:
+        """Switch to the index generation an ingest has written since this one was loaded,
+        without a restart. True when it switched (or loaded the first index)."""
+        folder = self.settings.paths.vectorstore
+        if self._store is not None and self._store.generation == current_generation(folder):
+            return False
+        self._open_index()
+        return True
+
+    def _open_index(self) -> None:
+        embedding = self.settings.embedding
+        embedder = self._embedder or Embedder(
+            embedding.model, embedding.batch_size, runtime="numpy"
+        )
+        store = VectorStore.open(self.settings.paths.vectorstore, embedder.model_id)
+        if store.manifest.embedding.dimension != embedder.dimension:
+            raise VectorStoreError(
+                f"the index in {store.folder} holds {store.manifest.embedding.dimension}-"
+                f"dimension vectors, but {embedder.model_id} makes {embedder.dimension}: "
+                "run `python ingest.py` to rebuild it"
+            )
+        embedder.load()
+        self._store, self._embedder = store, embedder
+
+    @property
+    def store(self) -> VectorStore | None:
+        """The index in use, if one is loaded."""
+        return self._store
 
     @property
     def llm(self) -> LocalLLM:

@@ -44,6 +44,7 @@ class Turn:
 
     question: str
     answer: str
+    query: str = ""  # the stand-alone question retrieval used for it
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The `docqa` command line: ingest, ask, chat, eval and status (ingest.py and main.py run
-ingest and ask)."""
+"""The `docqa` command line: ingest, ask, chat, eval, status, serve and worker (ingest.py and
+main.py run ingest and ask)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from docqa.cli.ask import ask
 from docqa.cli.chat import chat
 from docqa.cli.evaluate import evaluate
 from docqa.cli.ingest import ingest
+from docqa.cli.serve import serve, worker
 from docqa.cli.status import status
 
 _HELP = "Ask questions about your PDFs, offline: ingest them once, then ask."
@@ -27,6 +28,8 @@ app.command("ask")(ask)
 app.command("chat")(chat)
 app.command("eval")(evaluate)
 app.command("status")(status)
+app.command("serve")(serve)
+app.command("worker")(worker)
 
 _COMMANDS: dict[str, Callable[..., None]] = {"ingest": ingest, "ask": ask}
 

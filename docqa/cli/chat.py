@@ -83,7 +83,7 @@ def chat(
             {"paths": {"vectorstore": vectorstore}, "llm": {"model": model}, "retrieval": {"k": k}},
         )
         sampling = chosen_sampling(
-            settings.llm.sampling.override(stop=settings.chat.stop),
+            settings.chat_sampling,
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,

@@ -137,8 +137,10 @@ class VectorStore:
         chunks: list[Chunk],
         index: Any,
         keywords: BM25Index,
+        generation: str = "",
     ) -> None:
         self.folder = folder
+        self.generation = generation  # the generation directory's name
         self.manifest = manifest
         self.chunks = chunks
         self.keywords = keywords
@@ -172,7 +174,7 @@ class VectorStore:
                 f"{index.d} dimensions, {len(keywords)} keyword entries for {len(chunks)} "
                 f"chunks): {_RERUN}"
             )
-        return cls(folder, manifest, chunks, index, keywords)
+        return cls(folder, manifest, chunks, index, keywords, generation.name)
 
     def nearest(self, query: np.ndarray, n: int) -> list[tuple[int, float]]:
         """(chunk id, cosine similarity) of the n chunks nearest a normalised query vector."""
@@ -349,7 +351,7 @@ def _read_current(folder: Path, read: Callable[[Path], T]) -> T:
     its files vanish, whatever error that raises (a missing file, a "damaged" manifest, FAISS's
     RuntimeError). With CURRENT unchanged, the error is the index's own."""
     for attempt in range(READ_ATTEMPTS):
-        name = _current_name(folder)
+        name = current_generation(folder)
         try:
             if not (folder / name).is_dir():
                 raise _bad_current(folder)
@@ -360,8 +362,8 @@ def _read_current(folder: Path, read: Callable[[Path], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def _current_name(folder: Path) -> str:
-    """The name of the generation CURRENT points to."""
+def current_generation(folder: Path) -> str:
+    """The name of the generation CURRENT points to: a new one after each ingest that wrote."""
     try:
         name = (folder / CURRENT).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -378,7 +380,7 @@ def _current_name(folder: Path) -> str:
 def _replaced(folder: Path, name: str) -> bool:
     """Whether CURRENT no longer points to generation `name`."""
     try:
-        return _current_name(folder) != name
+        return current_generation(folder) != name
     except VectorStoreError:
         return True  # read it again, to report what is wrong now
 

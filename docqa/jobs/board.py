@@ -1,0 +1,202 @@
+"""Where jobs are tracked: each job's record (status, result, error) and its event log, which
+readers follow as it grows — in the API process's memory (inline) or in Redis, shared by the
+API and every worker (queue).
+
+Only the runner that works on a job writes its status past "queued"; a cancel is a request
+the runner sees between two events.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    import redis
+
+Status = Literal["queued", "running", "done", "failed", "cancelled"]
+FINISHED: frozenset[str] = frozenset({"done", "failed", "cancelled"})
+END = "end"  # the last event of every job's log: {"event": "end", "status": ...}
+
+
+class JobRecord(BaseModel):
+    id: str
+    kind: Literal["answer", "ingest"]
+    status: Status = "queued"
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0  # times a runner started it (more than one after a worker was lost)
+    worker: str | None = None  # HOST:PID of the process that runs (or ran) it
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None  # {"message": ..., "type": ...}
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def public(self) -> dict[str, Any]:
+        """The record as GET /v1/jobs/{id} shows it."""
+        return self.model_dump(exclude_none=True)
+
+
+class JobBoard(Protocol):
+    def create(self, record: JobRecord) -> None: ...
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def update(self, job_id: str, **changes: Any) -> None: ...
+
+    def publish(self, job_id: str, event: dict[str, Any]) -> None: ...
+
+    def read(self, job_id: str, cursor: str, timeout: float) -> tuple[str, list[dict[str, Any]]]:
+        """The events after `cursor` ("0": from the first), waiting up to `timeout` seconds
+        for one; and the cursor to read on from."""
+        ...
+
+    def request_cancel(self, job_id: str) -> None: ...
+
+    def cancel_requested(self, job_id: str) -> bool: ...
+
+
+class MemoryBoard:
+    """Jobs of one process (inline mode); finished ones are forgotten after `ttl_s`."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._records: dict[str, JobRecord] = {}
+        self._events: dict[str, list[dict[str, Any]]] = {}
+        self._cancels: set[str] = set()
+        self._changed = threading.Condition()
+
+    def create(self, record: JobRecord) -> None:
+        with self._changed:
+            self._forget_old()
+            self._records[record.id] = record
+            self._events[record.id] = []
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._changed:
+            return self._records.get(job_id)
+
+    def update(self, job_id: str, **changes: Any) -> None:
+        with self._changed:
+            if job_id in self._records:
+                self._records[job_id] = self._records[job_id].model_copy(update=changes)
+
+    def publish(self, job_id: str, event: dict[str, Any]) -> None:
+        with self._changed:
+            self._events.setdefault(job_id, []).append(event)
+            self._changed.notify_all()
+
+    def read(self, job_id: str, cursor: str, timeout: float) -> tuple[str, list[dict[str, Any]]]:
+        start = int(cursor)
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._events.get(job_id, ())) > start, timeout)
+            events = self._events.get(job_id, [])[start:]
+        return str(start + len(events)), events
+
+    def request_cancel(self, job_id: str) -> None:
+        with self._changed:
+            self._cancels.add(job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        with self._changed:
+            return job_id in self._cancels
+
+    def _forget_old(self) -> None:
+        oldest = time.time() - self.ttl_s
+        for job_id, record in list(self._records.items()):
+            if record.finished and (record.finished_at or 0) < oldest:
+                del self._records[job_id], self._events[job_id]
+                self._cancels.discard(job_id)
+
+
+class RedisBoard:
+    """Jobs in Redis, shared by the API and the workers, on any machine. Every call retries
+    while Redis restarts; an event log is a Redis stream, so a reader that reconnects reads
+    on from where it was."""
+
+    PREFIX = "docqa:job:"
+
+    def __init__(self, url: str, ttl_s: int) -> None:
+        import redis
+        from redis.backoff import ExponentialBackoff
+        from redis.retry import Retry
+
+        self.ttl_s = ttl_s
+        self.client: redis.Redis = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=2,
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=12),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+            health_check_interval=15,
+        )
+
+    def _key(self, job_id: str, part: str) -> str:
+        return f"{self.PREFIX}{job_id}:{part}"
+
+    def create(self, record: JobRecord) -> None:
+        self.client.set(self._key(record.id, "record"), record.model_dump_json(), ex=self.ttl_s)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        raw = self.client.get(self._key(job_id, "record"))
+        return JobRecord.model_validate_json(raw) if raw else None
+
+    def update(self, job_id: str, **changes: Any) -> None:
+        record = self.get(job_id)
+        if record is not None:
+            self.client.set(
+                self._key(job_id, "record"),
+                record.model_copy(update=changes).model_dump_json(),
+                ex=self.ttl_s,
+            )
+
+    def publish(self, job_id: str, event: dict[str, Any]) -> None:
+        key = self._key(job_id, "events")
+        pipe = self.client.pipeline()
+        pipe.xadd(key, {"event": json.dumps(event, ensure_ascii=False)})
+        pipe.expire(key, self.ttl_s)
+        pipe.execute()
+
+    def read(self, job_id: str, cursor: str, timeout: float) -> tuple[str, list[dict[str, Any]]]:
+        key = self._key(job_id, "events")
+        answer: Any = self.client.xread({key: cursor}, block=max(1, int(timeout * 1000)))
+        events = []
+        for _, entries in answer or ():
+            for entry_id, fields in entries:
+                cursor = entry_id
+                events.append(json.loads(fields["event"]))
+        return cursor, events
+
+    def request_cancel(self, job_id: str) -> None:
+        self.client.set(self._key(job_id, "cancel"), "1", ex=self.ttl_s)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self.client.exists(self._key(job_id, "cancel")))
+
+    def depth(self, queue: str) -> int:
+        """Messages waiting in a Celery queue (a Redis list)."""
+        return int(self.client.llen(queue))
+
+    def heartbeat(self, name: str, info: dict[str, Any], ttl_s: int) -> None:
+        """A worker says it is alive (and what it serves) for the next `ttl_s` seconds."""
+        self.client.set(f"docqa:worker:{name}", json.dumps(info), ex=ttl_s)
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The workers alive now."""
+        keys = sorted(self.client.scan_iter("docqa:worker:*", count=100))
+        return [json.loads(raw) for raw in self.client.mget(keys) if raw] if keys else []
+
+    def ping(self) -> bool:
+        import redis
+
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False

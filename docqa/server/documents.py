@@ -1,0 +1,142 @@
+"""Documents over HTTP: uploads kept in the data folder under their content hash (the client
+never names a path), the index's documents listed, and documents removed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import shutil
+from pathlib import Path
+from typing import IO, Any
+
+from docqa.config import Settings
+from docqa.server.errors import ApiError
+
+UPLOADS = "uploads"  # the data folder's subfolder that holds uploaded PDFs
+DOCUMENT_ID = re.compile(r"[0-9a-f]{64}")
+FREE_SPACE_MARGIN = 256 * 2**20  # a disk is never filled by an upload past this much free room
+_CHUNK = 2**20
+
+
+class Documents:
+    def __init__(self, settings: Settings) -> None:
+        self.data = settings.paths.data
+        self.settings = settings
+        self.uploads = self.data / UPLOADS
+
+    def check_room(self, size: int) -> None:
+        """Refuse an upload of `size` bytes, before anything is written, when it would pass
+        the size limit, the upload quota or the disk's free room."""
+        limits = self.settings.server
+        if size > limits.max_upload_mb * 2**20:
+            raise ApiError(413, f"the file is larger than {limits.max_upload_mb} MB", "file")
+        used = (
+            sum(p.stat().st_size for p in self.uploads.glob("*.pdf"))
+            if self.uploads.is_dir()
+            else 0
+        )
+        if used + size > limits.upload_quota_mb * 2**20:
+            raise ApiError(
+                413,
+                f"the uploads would pass their quota of {limits.upload_quota_mb} MB "
+                f"({used / 2**20:.0f} MB used): delete some documents first",
+                "file",
+                code="quota_exceeded",
+            )
+        self.data.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.data).free
+        if free - size < FREE_SPACE_MARGIN:
+            raise ApiError(507, "the server's disk is nearly full: the upload was refused", "file")
+
+    def save(self, upload: IO[bytes], size: int) -> tuple[str, bool]:
+        """Keep an uploaded PDF: its document id (SHA-256), and whether it is new."""
+        self.check_room(size)
+        head = upload.read(1024)
+        if b"%PDF-" not in head:
+            raise ApiError(415, "the file is not a PDF (no %PDF header)", "file", "not_pdf")
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        partial = self.uploads / f".upload-{secrets.token_hex(8)}.part"
+        try:
+            with open(partial, "xb") as out:
+                block = head
+                while block:
+                    digest.update(block)
+                    out.write(block)
+                    block = upload.read(_CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+            self._check_readable(partial)
+            document_id = digest.hexdigest()
+            target = self.uploads / f"{document_id}.pdf"
+            new = not target.exists()
+            os.replace(partial, target)
+            return document_id, new
+        except OSError as exc:
+            raise ApiError(507, f"the upload could not be stored ({exc.strerror})", "file") from exc
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def listing(self) -> dict[str, Any]:
+        """The index's documents (one per content; its file names), and the files it failed."""
+        manifest = self._manifest()
+        if manifest is None:
+            return {"object": "list", "data": [], "failed": []}
+        documents = [
+            {
+                "id": sha256,
+                "object": "document",
+                "sources": [entry.source for entry in entries],
+                "pages": entries[0].pages,
+                "chunks": entries[0].chunks,
+                "bytes": entries[0].size,
+            }
+            for sha256, entries in manifest.documents().items()
+        ]
+        failed = [{"source": f.source, "reason": f.reason, "id": f.sha256} for f in manifest.failed]
+        return {"object": "list", "data": documents, "failed": failed}
+
+    def delete(self, document_id: str) -> list[str]:
+        """Remove every file with this content from the data folder: the names removed."""
+        if not DOCUMENT_ID.fullmatch(document_id):
+            raise ApiError(404, "no such document", "id")
+        manifest = self._manifest()
+        sources = {
+            entry.source
+            for entry in (manifest.files + manifest.failed if manifest else [])
+            if entry.sha256 == document_id
+        }
+        upload = self.uploads / f"{document_id}.pdf"
+        if upload.is_file():
+            sources.add(upload.relative_to(self.data).as_posix())
+        data = self.data.resolve()
+        removed = []
+        for source in sorted(sources):
+            path = (self.data / source).resolve()
+            if path.is_relative_to(data) and path.is_file():
+                path.unlink()
+                removed.append(source)
+        if not removed:
+            raise ApiError(404, "no such document", "id")
+        return removed
+
+    def _manifest(self) -> Any:
+        from docqa.errors import VectorStoreError
+        from docqa.index.store import read_manifest
+
+        try:
+            return read_manifest(self.settings.paths.vectorstore)[0]
+        except VectorStoreError:
+            return None
+
+    def _check_readable(self, path: Path) -> None:
+        from docqa.index.loading import PdfReadError, open_pdf
+
+        try:
+            open_pdf(path.name, path.read_bytes())
+        except PdfReadError as exc:
+            raise ApiError(
+                415, f"the file is not a readable PDF: {exc}", "file", "not_pdf"
+            ) from exc

@@ -1,0 +1,115 @@
+"""Errors as the HTTP API answers them: OpenAI's shape, a useful message, the right status —
+never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+log = logging.getLogger("docqa.server")
+
+# The HTTP status of each kind of job error (docqa.jobs.runner.error_info).
+STATUS_OF_KIND = {
+    "usage": 400,
+    "no_input": 400,
+    "index": 503,
+    "model": 503,
+    "config": 500,
+    "busy": 409,
+    "write": 507,
+    "interrupted": 503,
+    "timeout": 504,
+    "cancelled": 409,
+    "worker_lost": 503,
+    "internal": 500,
+}
+TYPE_OF_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+class ApiError(Exception):
+    """An error response: status, message, and which request field it concerns."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers = headers
+
+    @classmethod
+    def of_job(cls, error: dict[str, Any]) -> ApiError:
+        """The response for a job that failed with `error` (a runner's error_info)."""
+        kind = str(error.get("type", "internal"))
+        return cls(STATUS_OF_KIND.get(kind, 500), str(error.get("message")), code=kind)
+
+    def body(self) -> dict[str, Any]:
+        kind = TYPE_OF_STATUS.get(self.status, "server_error" if self.status >= 500 else "")
+        return {
+            "error": {
+                "message": self.message,
+                "type": kind or "invalid_request_error",
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def response(self) -> JSONResponse:
+        from fastapi.responses import JSONResponse
+
+        headers = dict(self.headers) if self.headers else None
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Every error, the framework's own included, answered in the API's error shape."""
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+
+    async def api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return exc.response()
+
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        error = exc.errors()[0]
+        where = [str(part) for part in error.get("loc", ()) if part != "body"]
+        param = ".".join(where) or None
+        message = error.get("msg", "invalid request")
+        if error.get("type") == "json_invalid":
+            message, param = "the body is not valid JSON", None
+        elif param:
+            message = f"{param}: {message}"
+        return ApiError(400, message, param=param, code=error.get("type")).response()
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return ApiError(exc.status_code, str(exc.detail), headers=exc.headers).response()
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return ApiError(
+            500, f"unexpected {type(exc).__name__}: the server's log has the details"
+        ).response()
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

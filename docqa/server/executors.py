@@ -1,0 +1,239 @@
+"""Where the API's jobs run: in the API process, one question at a time through a bounded
+queue (inline), or on `docqa worker` processes through Redis (queue). Either way the API
+process is the index's one writer: ingests run here, one at a time."""
+
+from __future__ import annotations
+
+import math
+import queue
+import secrets
+import statistics
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from docqa.jobs.board import JobBoard, JobRecord, MemoryBoard, RedisBoard
+from docqa.jobs.runner import AnswerRequest, run_answer, run_ingest
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from docqa.answer.qa import QAService
+    from docqa.config import Settings
+
+
+class QueueFull(Exception):
+    """Too many questions wait already; try again after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the server is busy: {retry_after} s")
+        self.retry_after = retry_after
+
+
+class QueueUnavailable(Exception):
+    """The job queue (Redis) cannot be reached."""
+
+
+class Executor:
+    """What both modes share: job ids, the ingest thread, and the time a job takes."""
+
+    mode = ""
+
+    def __init__(self, settings: Settings, board: JobBoard) -> None:
+        self.settings = settings
+        self.board = board
+        self._ingest_lock = threading.Lock()
+        self._ingest_waiting: str | None = None  # a queued ingest, which covers later uploads
+        self._ingest_thread: threading.Thread | None = None
+        self._durations: deque[float] = deque(maxlen=32)
+
+    def submit(self, request: AnswerRequest) -> str:
+        raise NotImplementedError
+
+    def waiting(self) -> int:
+        """Questions queued and not yet started."""
+        raise NotImplementedError
+
+    def health(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop taking work (the process is ending)."""
+
+    def finished(self, seconds: float) -> None:
+        """A question took `seconds` from submission to its end: for Retry-After."""
+        self._durations.append(seconds)
+
+    def retry_after(self) -> int:
+        typical = statistics.median(self._durations) if self._durations else 2.0
+        return max(1, math.ceil(typical))
+
+    def new_record(self, kind: str) -> JobRecord:
+        record = JobRecord(id=secrets.token_hex(12), kind=kind, created_at=time.time())
+        self.board.create(record)
+        return record
+
+    def submit_ingest(self) -> str:
+        """An ingest job: started now, or run after the one running (which may have scanned
+        the data folder before the latest upload)."""
+        with self._ingest_lock:
+            if self._ingest_waiting is not None:
+                return self._ingest_waiting
+            job_id = self.new_record("ingest").id
+            self._ingest_waiting = job_id
+            if self._ingest_thread is None or not self._ingest_thread.is_alive():
+                self._ingest_thread = threading.Thread(
+                    target=self._ingest_loop, name="docqa-ingest", daemon=True
+                )
+                self._ingest_thread.start()
+            return job_id
+
+    def _ingest_loop(self) -> None:
+        while True:
+            with self._ingest_lock:
+                job_id, self._ingest_waiting = self._ingest_waiting, None
+                if job_id is None:
+                    self._ingest_thread = None
+                    return
+            # Each question's runner switches to the new index before it starts.
+            run_ingest(self.settings, self.board, job_id)
+
+
+class InlineExecutor(Executor):
+    """The model in the API process; questions wait their turn in a bounded queue."""
+
+    mode = "inline"
+
+    def __init__(self, settings: Settings, service: QAService) -> None:
+        super().__init__(settings, MemoryBoard(settings.server.job_ttl_s))
+        self.service = service
+        self._queue: queue.Queue[tuple[str, AnswerRequest] | None] = queue.Queue(
+            maxsize=settings.server.max_queue
+        )
+        self._thread = threading.Thread(target=self._answer_loop, name="docqa-answer-loop")
+        self._thread.start()
+
+    def submit(self, request: AnswerRequest) -> str:
+        if self._queue.full():
+            raise QueueFull(self.retry_after())
+        record = self.new_record("answer")
+        try:
+            self._queue.put_nowait((record.id, request))
+        except queue.Full:
+            self.board.update(record.id, status="failed", error={"message": "busy"})
+            raise QueueFull(self.retry_after()) from None
+        return record.id
+
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
+    def _answer_loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            job_id, request = item
+            run_answer(self.service, self.board, job_id, request, self.settings)
+
+    def close(self) -> None:
+        while True:  # questions still waiting are cancelled, so their readers end
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self.board.request_cancel(item[0])
+                run_answer(self.service, self.board, item[0], item[1], self.settings)
+        self._queue.put(None)
+        self._thread.join(timeout=self.settings.server.request_timeout_s)
+
+    def health(self) -> dict[str, Any]:
+        store, llm = self.service.store, self.service._llm
+        return {
+            "index": _index_health(store),
+            "model": {
+                "loaded": llm is not None,
+                "path": str(llm.path) if llm else None,
+                "backend": llm.backend if llm else None,
+            },
+            "queue": {"mode": self.mode, "reachable": True, "waiting": self.waiting()},
+        }
+
+
+class QueueExecutor(Executor):
+    """Questions become Celery tasks run by `docqa worker` processes, through Redis."""
+
+    mode = "queue"
+
+    def __init__(self, settings: Settings, url: str) -> None:
+        from docqa.worker.app import make_celery
+
+        self.redis_board = RedisBoard(url, settings.server.job_ttl_s)
+        super().__init__(settings, self.redis_board)
+        self.celery: Celery = make_celery(url, settings)
+
+    def submit(self, request: AnswerRequest) -> str:
+        import redis
+
+        from docqa.worker.app import ANSWER_TASK, QUEUE
+
+        try:
+            if self.redis_board.depth(QUEUE) >= self.settings.server.max_queue:
+                raise QueueFull(self.retry_after())
+            record = self.new_record("answer")
+            self.celery.send_task(
+                ANSWER_TASK,
+                args=[record.id, request.model_dump()],
+                task_id=record.id,
+                queue=QUEUE,
+                retry=True,
+                retry_policy={"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5},
+            )
+        except (redis.RedisError, OSError) as exc:
+            raise QueueUnavailable(
+                f"the job queue at {_redacted(self.redis_board)} is unreachable ({exc})"
+            ) from exc
+        return record.id
+
+    def waiting(self) -> int:
+        from docqa.worker.app import QUEUE
+
+        try:
+            return self.redis_board.depth(QUEUE)
+        except Exception:
+            return -1
+
+    def health(self) -> dict[str, Any]:
+        reachable = self.redis_board.ping()
+        workers = self.redis_board.workers() if reachable else []
+        return {
+            "index": _manifest_health(self.settings),
+            "model": {"loaded": bool(workers), "workers": workers},
+            "queue": {"mode": self.mode, "reachable": reachable, "waiting": self.waiting()},
+        }
+
+
+def _redacted(board: RedisBoard) -> str:
+    kwargs = board.client.connection_pool.connection_kwargs
+    return f"{kwargs.get('host')}:{kwargs.get('port')}"
+
+
+def _index_health(store: Any) -> dict[str, Any]:
+    if store is None:
+        return {"loaded": False}
+    manifest = store.manifest
+    return {
+        "loaded": True,
+        "generation": store.generation,
+        "files": len(manifest.files),
+        "chunks": manifest.chunks,
+    }
+
+
+def _manifest_health(settings: Settings) -> dict[str, Any]:
+    from docqa.errors import VectorStoreError
+    from docqa.index.store import read_manifest
+
+    try:
+        manifest, _ = read_manifest(settings.paths.vectorstore)
+    except VectorStoreError as exc:
+        return {"loaded": False, "reason": str(exc)}
+    return {"loaded": True, "files": len(manifest.files), "chunks": manifest.chunks}

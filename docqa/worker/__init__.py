@@ -1,0 +1,1 @@
+"""Celery workers that answer the API's questions, on this machine or any other."""
