@@ -72,13 +72,23 @@ def test_openai_client_streams_tokens_and_ends_with_the_grounded_answer(server: 
     finished = [c for c in chunks if c.choices and c.choices[0].finish_reason]
     assert len(finished) == 1
     extra = finished[0].model_extra["docqa"]
-    assert extra["raw_answer"] == "".join(deltas)
+    streamed = "".join(deltas)
+    assert streamed.startswith(extra["raw_answer"])
+    if extra["answer"].startswith(extra["raw_answer"]):  # citations added: streamed too
+        assert streamed == extra["answer"]
     assert ANSWER in extra["answer"]
     assert extra["sources"][0]["page"] == PAGE
     assert chunks[-1].usage is not None
     assert (
         chunks[-1].usage.completion_tokens == len(deltas) or chunks[-1].usage.completion_tokens > 0
     )
+
+
+def test_a_declined_question_streams_the_decline(server: str) -> None:
+    chunks = streamed_chunks(server, "What is the airspeed velocity of an unladen swallow?")
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "The documents do not say."
+    assert chunks[-1].model_extra["docqa"]["abstained"]
 
 
 def test_a_follow_up_is_answered_from_the_conversation(server: str) -> None:
@@ -337,7 +347,36 @@ def test_an_api_key_is_required_when_set(served_project: Path) -> None:
         assert wrong.json()["error"]["type"] == "authentication_error"
         right = httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer s3cret"})
         assert right.status_code == 200
+        odd = httpx.get(
+            f"{url}/v1/models", headers={"Authorization": "Bearer s\u00e9cret".encode()}
+        )
+        assert odd.status_code == 401
+        # Refused before its body is read: no upload is spooled for a stranger.
+        upload = httpx.post(f"{url}/v1/documents", files={"file": ("a.pdf", b"%PDF-" * 10**6)})
+        assert upload.status_code == 401
         assert httpx.get(f"{url}/healthz").status_code == 200  # for load balancers
+
+
+def test_web_pages_of_other_origins_and_other_host_names_are_refused(server: str) -> None:
+    question = {"question": QUESTION}
+    forged = httpx.post(f"{server}/v1/ask", json=question, headers={"Origin": "https://evil.test"})
+    assert forged.status_code == 403
+    rebound = httpx.post(f"{server}/v1/ask", json=question, headers={"Host": "evil.test:8000"})
+    assert rebound.status_code == 421
+    same = httpx.get(f"{server}/v1/models", headers={"Origin": server})
+    assert same.status_code == 200
+    assert httpx.get(f"{server}/openapi.json").status_code == 404
+
+
+def test_cancelling_a_queued_job_ends_its_readers(served_project: Path) -> None:
+    env = {"DOCQA_SERVER__MAX_QUEUE": "4"}
+    with serving(served_project, env=env) as (url, _):
+        running = httpx.post(f"{url}/v1/jobs", json=long_question()).json()["job_id"]
+        waiting = httpx.post(f"{url}/v1/jobs", json={"question": QUESTION}).json()["job_id"]
+        assert httpx.delete(f"{url}/v1/jobs/{waiting}").json()["status"] == "cancelled"
+        httpx.delete(f"{url}/v1/jobs/{running}")
+        assert wait_for_job(url, running)["status"] in ("cancelled", "done")
+        assert wait_for_job(url, waiting)["status"] == "cancelled"
 
 
 def test_serving_beyond_loopback_needs_an_api_key(served_project: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -58,11 +57,12 @@ def serve(
 
         from docqa.server.app import create_app
         from docqa.server.executors import Executor, InlineExecutor, QueueExecutor
+        from docqa.server.guards import is_loopback
 
         settings = _settings(config, data, vectorstore, model, host=host, port=port, queue=queue)
         server = settings.server
         api_key = os.environ.get(API_KEY_ENV) or None
-        if api_key is None and not _loopback(server.host):
+        if api_key is None and not is_loopback(server.host):
             raise UsageError(
                 f"refusing to serve on {server.host} without an API key: set {API_KEY_ENV} "
                 "(clients send it as 'Authorization: Bearer ...'), or bind 127.0.0.1"
@@ -169,12 +169,3 @@ def _redis_url(url: str) -> str:
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise UsageError(f"--queue takes a Redis URL such as redis://localhost:6379/0, not {url!r}")
     return url
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -8,17 +8,22 @@ the runner sees between two events.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
     import redis
 
+T = TypeVar("T")
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
+HEARTBEAT_S = 2  # a worker process says it is alive this often...
+HEARTBEAT_TTL_S = 6  # ...and is taken for gone when it has not for this long
 FINISHED: frozenset[str] = frozenset({"done", "failed", "cancelled"})
 END = "end"  # the last event of every job's log: {"event": "end", "status": ...}
 
@@ -61,6 +66,14 @@ class JobBoard(Protocol):
     def request_cancel(self, job_id: str) -> None: ...
 
     def cancel_requested(self, job_id: str) -> bool: ...
+
+    def still_running(self, record: JobRecord) -> bool:
+        """Whether the process the record names as running the job is alive."""
+        ...
+
+
+class BoardUnavailable(Exception):
+    """The board's store (Redis) cannot be reached, after retrying."""
 
 
 class MemoryBoard:
@@ -108,6 +121,9 @@ class MemoryBoard:
         with self._changed:
             return job_id in self._cancels
 
+    def still_running(self, record: JobRecord) -> bool:
+        return False  # one process: a job is never delivered twice
+
     def _forget_old(self) -> None:
         oldest = time.time() - self.ttl_s
         for job_id, record in list(self._records.items()):
@@ -116,14 +132,37 @@ class MemoryBoard:
                 self._cancels.discard(job_id)
 
 
+def _redis_errors_as_unavailable(cls: type[T]) -> type[T]:
+    """Each public method of the class raising BoardUnavailable for a Redis error."""
+
+    def translated(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            import redis
+
+            try:
+                return method(*args, **kwargs)
+            except redis.RedisError as exc:
+                raise BoardUnavailable(f"Redis is unreachable ({exc})") from exc
+
+        return call
+
+    for name, member in list(vars(cls).items()):
+        if callable(member) and not name.startswith("_"):
+            setattr(cls, name, translated(member))
+    return cls
+
+
+@_redis_errors_as_unavailable
 class RedisBoard:
     """Jobs in Redis, shared by the API and the workers, on any machine. Every call retries
-    while Redis restarts; an event log is a Redis stream, so a reader that reconnects reads
-    on from where it was."""
+    while Redis restarts, then raises BoardUnavailable; an event log is a Redis stream, so a
+    reader that reconnects reads on from where it was."""
 
     PREFIX = "docqa:job:"
 
-    def __init__(self, url: str, ttl_s: int) -> None:
+    def __init__(self, url: str, ttl_s: int, retries: int = 12) -> None:
+        """`retries`: how long calls wait for Redis to come back (12: ~15 s, a restart)."""
         import redis
         from redis.backoff import ExponentialBackoff
         from redis.retry import Retry
@@ -133,7 +172,7 @@ class RedisBoard:
             url,
             decode_responses=True,
             socket_connect_timeout=2,
-            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=12),
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=retries),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
             health_check_interval=15,
         )
@@ -179,6 +218,17 @@ class RedisBoard:
 
     def cancel_requested(self, job_id: str) -> bool:
         return bool(self.client.exists(self._key(job_id, "cancel")))
+
+    def still_running(self, record: JobRecord) -> bool:
+        """A process killed a moment ago keeps its heartbeat for up to HEARTBEAT_TTL_S: it is
+        taken for alive only if its heartbeat outlasts that."""
+        key = f"docqa:worker:{record.worker}"
+        deadline = time.monotonic() + HEARTBEAT_TTL_S + 1
+        while self.client.exists(key):
+            if time.monotonic() > deadline:
+                return True
+            time.sleep(0.5)
+        return False
 
     def depth(self, queue: str) -> int:
         """Messages waiting in a Celery queue (a Redis list)."""

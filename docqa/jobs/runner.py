@@ -4,6 +4,7 @@ happen, stops at a cancel or the time limit, and leaves the job finished, never 
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from docqa.config import Settings
     from docqa.index.ingest import IngestReport
 
+log = logging.getLogger("docqa.jobs")
 CANCEL_CHECK_S = 0.2  # how often a running answer looks for a cancel request
 PROGRESS_EVERY_S = 0.5  # how often an ingest publishes its progress
 
@@ -51,7 +53,12 @@ def error_info(exc: BaseException) -> dict[str, str]:
         return {"message": str(exc), "type": exc.kind}
     if isinstance(exc, DocqaError):
         return {"message": str(exc), "type": ExitCode(exc.exit_code).name.lower()}
-    return {"message": f"unexpected {type(exc).__name__}: {exc}", "type": "internal"}
+    log.error("job failed", exc_info=exc)
+    return {
+        "message": f"unexpected {type(exc).__name__}: the log of the process that ran it has "
+        "the details",
+        "type": "internal",
+    }
 
 
 def run_answer(
@@ -79,6 +86,8 @@ def run_answer(
                 board.publish(job_id, event_dict(event))
                 if event.kind == "answer":
                     result = answer_dict(event.answer)
+                if result is not None:
+                    continue  # answered: a late cancel or the time limit no longer matter
                 now = time.monotonic()
                 if now >= next_check:
                     next_check = now + CANCEL_CHECK_S
@@ -129,8 +138,10 @@ def _begin(board: JobBoard, job_id: str, max_attempts: int) -> bool:
     if record is None or record.finished:
         return False
     if board.cancel_requested(job_id):
-        _finish(board, job_id, "cancelled", error={"message": "cancelled", "type": "cancelled"})
+        cancel_queued(board, job_id)
         return False
+    if record.status == "running" and board.still_running(record):
+        return False  # delivered again while its first run goes on (after a Redis restart)
     if record.attempts >= max_attempts:
         _fail(
             board,
@@ -147,9 +158,19 @@ def _begin(board: JobBoard, job_id: str, max_attempts: int) -> bool:
         status="running",
         started_at=time.time(),
         attempts=record.attempts + 1,
-        worker=f"{socket.gethostname()}:{os.getpid()}",
+        worker=process_name(),
     )
     return True
+
+
+def process_name() -> str:
+    """HOST:PID of this process, as job records and worker heartbeats name it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def cancel_queued(board: JobBoard, job_id: str) -> None:
+    """End a job that no runner has started (its runner, if one comes, leaves it alone)."""
+    _fail(board, job_id, JobFailed("cancelled", "cancelled", status="cancelled"))
 
 
 def _events(service: QAService, request: AnswerRequest, settings: Settings) -> Any:

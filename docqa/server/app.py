@@ -5,24 +5,23 @@ wherever the executor runs it (docqa.server.executors)."""
 from __future__ import annotations
 
 import json
-import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, asynccontextmanager, suppress
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, FastAPI, Query, Request, UploadFile
+from fastapi import FastAPI, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from docqa import __version__
 from docqa.config import Settings
-from docqa.jobs.board import END, JobRecord
-from docqa.jobs.runner import AnswerRequest
+from docqa.jobs.board import END, BoardUnavailable, JobRecord
+from docqa.jobs.runner import AnswerRequest, cancel_queued
 from docqa.server.documents import Documents
 from docqa.server.errors import ApiError, install_handlers
-from docqa.server.executors import Executor, QueueFull, QueueUnavailable
-from docqa.server.guards import BodyLimit
+from docqa.server.executors import Executor, QueueFull
+from docqa.server.guards import Guard
 from docqa.server.metrics import Metrics, RequestMetrics
 from docqa.server.schemas import (
     MODEL_ID,
@@ -33,10 +32,12 @@ from docqa.server.schemas import (
     chunk,
     completion,
     docqa_extra,
+    finish_reason,
     usage,
 )
 
 READ_WAIT_S = 1.0  # longest wait for one job event before looking again
+LOOK_EVERY_S = 5.0  # with no events for this long, the job's record is looked at
 THREADS = 128  # threads for blocking work: each request waiting for its job holds one
 
 
@@ -51,28 +52,18 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
         yield
 
     app = FastAPI(
-        title="docqa", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan
+        title="docqa",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
     )
     install_handlers(app)
 
-    async def authorized(request: Request) -> None:
-        if api_key is None:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), api_key):
-            raise ApiError(
-                401,
-                "a valid API key is required: send 'Authorization: Bearer <DOCQA_API_KEY>'",
-                code="invalid_api_key",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
-    Auth = Depends(authorized)
-
-    def submit(request: AnswerRequest) -> str:
+    async def submit(request: AnswerRequest) -> str:
         try:
-            return executor.submit(request)
+            return await anyio.to_thread.run_sync(executor.submit, request)
         except QueueFull as full:
             raise ApiError(
                 429,
@@ -81,21 +72,34 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
                 code="queue_full",
                 headers={"Retry-After": str(full.retry_after)},
             ) from None
-        except QueueUnavailable as exc:
-            raise ApiError(503, str(exc), code="queue_unavailable") from None
+
+    # A question no runner has taken after this long (no worker running?) is given up.
+    queue_wait_s = limits.request_timeout_s * (limits.max_queue + 1)
 
     async def follow(
         job_id: str, disconnected: Callable[[], Awaitable[bool]] | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """The job's events as they happen, to its end; a reader that goes away (or a
-        client that disconnects) cancels the job."""
+        client that disconnects) cancels the job. A job that ends without its last event
+        (its runner lost Redis) or waits too long for a runner ends the stream with an
+        error event."""
         cursor, ended, seen_token = "0", False, False
         submitted = time.time()
+        next_look = time.monotonic() + LOOK_EVERY_S
         try:
             while not ended:
-                cursor, events = await anyio.to_thread.run_sync(
-                    executor.board.read, job_id, cursor, READ_WAIT_S
-                )
+                try:
+                    cursor, events = await anyio.to_thread.run_sync(
+                        executor.board.read, job_id, cursor, READ_WAIT_S
+                    )
+                    if not events and time.monotonic() > next_look:
+                        next_look = time.monotonic() + LOOK_EVERY_S
+                        events = await anyio.to_thread.run_sync(
+                            _stalled, executor, job_id, queue_wait_s
+                        )
+                except BoardUnavailable as exc:
+                    events = [{"event": "error", "message": str(exc), "type": "interrupted"}]
+                    events.append({"event": END, "status": "failed"})
                 for event in events:
                     if event["event"] == "token" and not seen_token:
                         seen_token = True
@@ -106,21 +110,23 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
                         ended = True
                         metrics.jobs.labels("answer", event["status"]).inc()
                     yield event
-                if not events and disconnected is not None and await disconnected():
+                if disconnected is not None and await disconnected():
                     return
         finally:
             if not ended:
-                executor.board.request_cancel(job_id)
+                with anyio.CancelScope(shield=True), suppress(BoardUnavailable):
+                    await anyio.to_thread.run_sync(executor.board.request_cancel, job_id)
             executor.finished(time.time() - submitted)
 
     async def answer_of(request: Request, job_id: str) -> dict[str, Any]:
         """Wait for a question's answer; its error as the API's error response."""
         answer = None
-        async for event in follow(job_id, request.is_disconnected):
-            if event["event"] == "answer":
-                answer = {k: v for k, v in event.items() if k != "event"}
-            elif event["event"] == "error":
-                raise ApiError.of_job(event)
+        async with aclosing(follow(job_id, request.is_disconnected)) as events:
+            async for event in events:
+                if event["event"] == "answer":
+                    answer = {k: v for k, v in event.items() if k != "event"}
+                elif event["event"] == "error":
+                    raise ApiError.of_job(event)
         if answer is None:
             raise ApiError(499, "the client went away")
         return answer
@@ -132,13 +138,13 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    @app.post("/v1/ask", dependencies=[Auth])
+    @app.post("/v1/ask")
     async def ask(
         request: Request, body: AskBody, stream: Annotated[bool, Query()] = False
     ) -> Response:
         """Answer a question: the same object as `main.py --json`, or (`?stream=true`) its
         events as server-sent events: sources, token…, answer, timings (or error)."""
-        job_id = submit(ask_request(body, settings.llm.sampling, limits))
+        job_id = await submit(ask_request(body, settings.llm.sampling, limits))
         if not stream:
             return JSONResponse(await answer_of(request, job_id))
 
@@ -149,49 +155,44 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
 
         return sse(events())
 
-    @app.post("/v1/chat/completions", dependencies=[Auth])
+    @app.post("/v1/chat/completions")
     async def chat_completions(request: Request, body: ChatBody) -> Response:
         """OpenAI's chat completions over the index: the last user message is the question,
         the messages before it the conversation."""
-        job_id = submit(chat_request(body, settings.chat_sampling, limits))
+        job_id = await submit(chat_request(body, settings.chat_sampling, limits))
         if not body.stream:
             return JSONResponse(completion(job_id, await answer_of(request, job_id)))
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return sse(_completion_chunks(job_id, follow(job_id), include_usage))
 
-    @app.get("/v1/models", dependencies=[Auth])
+    @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         return {
             "object": "list",
             "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "docqa"}],
         }
 
-    @app.post("/v1/jobs", dependencies=[Auth], status_code=202)
+    @app.post("/v1/jobs", status_code=202)
     async def create_job(body: AskBody) -> dict[str, Any]:
         """Queue a question; its answer is read later with GET /v1/jobs/{id}."""
-        job_id = submit(ask_request(body, settings.llm.sampling, limits))
+        job_id = await submit(ask_request(body, settings.llm.sampling, limits))
         return {"job_id": job_id, "status": "queued"}
 
-    @app.get("/v1/jobs/{job_id}", dependencies=[Auth])
-    async def get_job(job_id: str) -> dict[str, Any]:
+    @app.get("/v1/jobs/{job_id}")
+    def get_job(job_id: str) -> dict[str, Any]:
         return _job(executor, job_id).public()
 
-    @app.delete("/v1/jobs/{job_id}", dependencies=[Auth])
-    async def cancel_job(job_id: str) -> dict[str, Any]:
+    @app.delete("/v1/jobs/{job_id}")
+    def cancel_job(job_id: str) -> dict[str, Any]:
         """Cancel a job: at once when it waits, at its next token when it runs."""
         record = _job(executor, job_id)
         if not record.finished:
             executor.board.request_cancel(job_id)
             if record.status == "queued":
-                executor.board.update(
-                    job_id,
-                    status="cancelled",
-                    finished_at=time.time(),
-                    error={"message": "cancelled", "type": "cancelled"},
-                )
+                cancel_queued(executor.board, job_id)
         return _job(executor, job_id).public()
 
-    @app.post("/v1/documents", dependencies=[Auth], status_code=202)
+    @app.post("/v1/documents", status_code=202)
     async def upload(request: Request, file: UploadFile) -> dict[str, Any]:
         """Add a PDF to the data folder (named by its content) and ingest it."""
         if not _plain_file_name(file.filename or ""):
@@ -201,11 +202,11 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
         job_id = await anyio.to_thread.run_sync(executor.submit_ingest)
         return {"id": document_id, "object": "document", "new": new, "job_id": job_id}
 
-    @app.get("/v1/documents", dependencies=[Auth])
+    @app.get("/v1/documents")
     async def list_documents() -> dict[str, Any]:
         return await anyio.to_thread.run_sync(documents.listing)
 
-    @app.delete("/v1/documents/{document_id}", dependencies=[Auth])
+    @app.delete("/v1/documents/{document_id}")
     async def delete_document(document_id: str) -> dict[str, Any]:
         removed = await anyio.to_thread.run_sync(documents.delete, document_id)
         job_id = await anyio.to_thread.run_sync(executor.submit_ingest)
@@ -223,11 +224,11 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
             status_code=200 if ready else 503,
         )
 
-    @app.get("/metrics", dependencies=[Auth])
+    @app.get("/metrics")
     async def prometheus() -> Response:
         return Response(metrics.text(), media_type="text/plain; version=0.0.4")
 
-    app.add_middleware(BodyLimit, limits=limits)
+    app.add_middleware(Guard, limits=limits, api_key=api_key)
     if limits.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -260,10 +261,13 @@ async def _completion_chunks(
                 yield _sse(chunk(job_id, created, {"content": fresh[len(sent) :]}))
                 sent = fresh
         elif kind == "answer":
-            reason = (
-                "length" if (event.get("usage") or {}).get("finish_reason") == "length" else "stop"
-            )
-            yield _sse(chunk(job_id, created, {}, reason, docqa=docqa_extra(event)))
+            # What grounding added to the streamed text (citations), or the whole answer
+            # when none was streamed (the documents do not say): the deltas end as the
+            # message of a plain request would read, whenever that is an extension of them.
+            grounded = event.get("answer") or ""
+            if grounded.startswith(sent) and grounded != sent:
+                yield _sse(chunk(job_id, created, {"content": grounded[len(sent) :]}))
+            yield _sse(chunk(job_id, created, {}, finish_reason(event), docqa=docqa_extra(event)))
             if include_usage:
                 extra = {"usage": usage(event)}
                 yield _sse({**chunk(job_id, created, {}), "choices": [], **extra})
@@ -275,6 +279,34 @@ async def _completion_chunks(
 def _sse(document: dict[str, Any], name: str | None = None) -> bytes:
     head = f"event: {name}\n" if name else ""
     return f"{head}data: {json.dumps(document, ensure_ascii=False)}\n\n".encode()
+
+
+def _stalled(executor: Executor, job_id: str, queue_wait_s: float) -> list[dict[str, Any]]:
+    """The closing events of a job its reader has heard nothing from for a while: none when
+    it is on its way; its end when it finished without saying so, is gone, or no runner took
+    it in time (then it is cancelled)."""
+    record = executor.board.get(job_id)
+    if record is None:
+        return [
+            {"event": "error", "message": "the job is gone (expired?)", "type": "internal"},
+            {"event": END, "status": "failed"},
+        ]
+    if record.finished:
+        error = record.error or {"message": f"the job ended {record.status}", "type": "internal"}
+        return [{"event": "error", **error}, {"event": END, "status": record.status}]
+    if record.status == "queued" and time.time() - record.created_at > queue_wait_s:
+        executor.board.request_cancel(job_id)
+        cancel_queued(executor.board, job_id)
+        return [
+            {
+                "event": "error",
+                "message": f"no worker took the question within {queue_wait_s:g} s: is "
+                "`docqa worker` running?",
+                "type": "model",
+            },
+            {"event": END, "status": "cancelled"},
+        ]
+    return []
 
 
 def _plain_file_name(name: str) -> bool:

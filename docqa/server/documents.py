@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,8 +26,9 @@ class Documents:
         self.data = settings.paths.data
         self.settings = settings
         self.uploads = self.data / UPLOADS
+        self._writing = threading.Lock()  # uploads at once cannot pass the quota together
 
-    def check_room(self, size: int) -> None:
+    def _check_room(self, size: int) -> None:
         """Refuse an upload of `size` bytes, before anything is written, when it would pass
         the size limit, the upload quota or the disk's free room."""
         limits = self.settings.server
@@ -52,7 +54,11 @@ class Documents:
 
     def save(self, upload: IO[bytes], size: int) -> tuple[str, bool]:
         """Keep an uploaded PDF: its document id (SHA-256), and whether it is new."""
-        self.check_room(size)
+        with self._writing:
+            return self._save(upload, size)
+
+    def _save(self, upload: IO[bytes], size: int) -> tuple[str, bool]:
+        self._check_room(size)
         head = upload.read(1024)
         if b"%PDF-" not in head:
             raise ApiError(415, "the file is not a PDF (no %PDF header)", "file", "not_pdf")

@@ -35,6 +35,7 @@ TYPE_OF_STATUS = {
     409: "conflict_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
+    403: "permission_error",
     429: "rate_limit_error",
 }
 
@@ -56,9 +57,14 @@ class ApiError(Exception):
 
     @classmethod
     def of_job(cls, error: dict[str, Any]) -> ApiError:
-        """The response for a job that failed with `error` (a runner's error_info)."""
+        """The response for a job that failed with `error` (a runner's error_info). A
+        question cancelled or stopped at the time limit is not to be sent again as it is
+        (OpenAI's clients retry 409 and 5xx unless told not to)."""
         kind = str(error.get("type", "internal"))
-        return cls(STATUS_OF_KIND.get(kind, 500), str(error.get("message")), code=kind)
+        final = {"x-should-retry": "false"} if kind in ("cancelled", "timeout") else None
+        return cls(
+            STATUS_OF_KIND.get(kind, 500), str(error.get("message")), code=kind, headers=final
+        )
 
     def body(self) -> dict[str, Any]:
         kind = TYPE_OF_STATUS.get(self.status, "server_error" if self.status >= 500 else "")
@@ -83,6 +89,8 @@ def install_handlers(app: FastAPI) -> None:
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
+    from docqa.jobs.board import BoardUnavailable
+
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
         return exc.response()
@@ -103,6 +111,9 @@ def install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         return ApiError(exc.status_code, str(exc.detail), headers=exc.headers).response()
 
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        return ApiError(503, str(exc), code="queue_unavailable").response()
+
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
         return ApiError(
@@ -112,4 +123,5 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(BoardUnavailable, unavailable)
     app.add_exception_handler(Exception, unexpected)

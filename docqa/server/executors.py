@@ -4,6 +4,7 @@ process is the index's one writer: ingests run here, one at a time."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import secrets
@@ -13,8 +14,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from docqa.jobs.board import JobBoard, JobRecord, MemoryBoard, RedisBoard
-from docqa.jobs.runner import AnswerRequest, run_answer, run_ingest
+from docqa.jobs.board import BoardUnavailable, JobBoard, JobRecord, MemoryBoard, RedisBoard
+from docqa.jobs.runner import AnswerRequest, cancel_queued, run_answer, run_ingest
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -29,10 +30,6 @@ class QueueFull(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"the server is busy: {retry_after} s")
         self.retry_after = retry_after
-
-
-class QueueUnavailable(Exception):
-    """The job queue (Redis) cannot be reached."""
 
 
 class Executor:
@@ -151,7 +148,7 @@ class InlineExecutor(Executor):
             "index": _index_health(store),
             "model": {
                 "loaded": llm is not None,
-                "path": str(llm.path) if llm else None,
+                "name": llm.path.name if llm else None,
                 "backend": llm.backend if llm else None,
             },
             "queue": {"mode": self.mode, "reachable": True, "waiting": self.waiting()},
@@ -166,31 +163,32 @@ class QueueExecutor(Executor):
     def __init__(self, settings: Settings, url: str) -> None:
         from docqa.worker.app import make_celery
 
-        self.redis_board = RedisBoard(url, settings.server.job_ttl_s)
+        # The API answers "unavailable" within seconds rather than wait out a Redis restart.
+        self.redis_board = RedisBoard(url, settings.server.job_ttl_s, retries=3)
         super().__init__(settings, self.redis_board)
         self.celery: Celery = make_celery(url, settings)
 
     def submit(self, request: AnswerRequest) -> str:
-        import redis
+        from kombu.exceptions import OperationalError
 
         from docqa.worker.app import ANSWER_TASK, QUEUE
 
+        if self.redis_board.depth(QUEUE) >= self.settings.server.max_queue:
+            raise QueueFull(self.retry_after())
+        record = self.new_record("answer")
         try:
-            if self.redis_board.depth(QUEUE) >= self.settings.server.max_queue:
-                raise QueueFull(self.retry_after())
-            record = self.new_record("answer")
             self.celery.send_task(
                 ANSWER_TASK,
                 args=[record.id, request.model_dump()],
                 task_id=record.id,
                 queue=QUEUE,
                 retry=True,
-                retry_policy={"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5},
+                retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
             )
-        except (redis.RedisError, OSError) as exc:
-            raise QueueUnavailable(
-                f"the job queue at {_redacted(self.redis_board)} is unreachable ({exc})"
-            ) from exc
+        except (OperationalError, OSError) as exc:
+            with contextlib.suppress(BoardUnavailable):
+                cancel_queued(self.board, record.id)
+            raise BoardUnavailable(f"the job queue cannot be reached ({exc})") from exc
         return record.id
 
     def waiting(self) -> int:
@@ -198,7 +196,7 @@ class QueueExecutor(Executor):
 
         try:
             return self.redis_board.depth(QUEUE)
-        except Exception:
+        except BoardUnavailable:
             return -1
 
     def health(self) -> dict[str, Any]:
@@ -209,11 +207,6 @@ class QueueExecutor(Executor):
             "model": {"loaded": bool(workers), "workers": workers},
             "queue": {"mode": self.mode, "reachable": reachable, "waiting": self.waiting()},
         }
-
-
-def _redacted(board: RedisBoard) -> str:
-    kwargs = board.client.connection_pool.connection_kwargs
-    return f"{kwargs.get('host')}:{kwargs.get('port')}"
 
 
 def _index_health(store: Any) -> dict[str, Any]:

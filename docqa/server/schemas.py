@@ -133,7 +133,7 @@ def completion(job_id: str, answer: dict[str, Any]) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": answer.get("answer", "")},
-                "finish_reason": _finish_reason(answer),
+                "finish_reason": finish_reason(answer),
                 "logprobs": None,
             }
         ],
@@ -179,7 +179,7 @@ def docqa_extra(answer: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _finish_reason(answer: dict[str, Any]) -> str:
+def finish_reason(answer: dict[str, Any]) -> str:
     reason = (answer.get("usage") or {}).get("finish_reason")
     return "length" if reason == "length" else "stop"
 

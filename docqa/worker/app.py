@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from docqa.config import Settings
-from docqa.jobs.board import RedisBoard
-from docqa.jobs.runner import AnswerRequest, run_answer
+from docqa.jobs.board import HEARTBEAT_S, HEARTBEAT_TTL_S, RedisBoard
+from docqa.jobs.runner import AnswerRequest, process_name, run_answer
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -29,8 +27,6 @@ if TYPE_CHECKING:
 
 QUEUE = "docqa"
 ANSWER_TASK = "docqa.answer"
-HEARTBEAT_S = 5  # a worker process says it is alive this often...
-HEARTBEAT_TTL_S = 15  # ...and is taken for gone when it has not for this long
 RESTORE_MARGIN_S = 30  # a message unacknowledged this long past the time limit is redelivered
 
 
@@ -122,7 +118,7 @@ def _load(**_: Any) -> None:
 
 
 def _heartbeat(process: _Process) -> None:
-    name = f"{socket.gethostname()}:{os.getpid()}"
+    name = process_name()
     started = time.time()
     while True:
         service = process.service
@@ -131,7 +127,7 @@ def _heartbeat(process: _Process) -> None:
         info = {
             "name": name,
             "started_at": started,
-            "model": str(service.model_path) if service.model_path else None,
+            "model": service.model_path.name if service.model_path else None,
             "index_generation": store.generation if store else None,
         }
         with contextlib.suppress(Exception):  # Redis restarting: the next beat tries again
