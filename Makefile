@@ -28,8 +28,9 @@ test: setup test-tools
 	$(POETRY) run pytest
 
 # What the tests drive besides Python, from Debian's packages: tmux, for a real terminal
-# session of `docqa chat`; redis-server, for the API's queue and workers.
-TEST_TOOLS := tmux redis-server
+# session of `docqa chat`; redis-server, for the API's queue and workers; chromium, the
+# browser Playwright drives through the web page.
+TEST_TOOLS := tmux redis-server chromium
 test-tools:
 	@missing=$$(for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
 	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \

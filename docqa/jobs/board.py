@@ -37,6 +37,7 @@ class JobRecord(BaseModel):
     finished_at: float | None = None
     attempts: int = 0  # times a runner started it (more than one after a worker was lost)
     worker: str | None = None  # HOST:PID of the process that runs (or ran) it
+    progress: dict[str, Any] | None = None  # an ingest's counts so far
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None  # {"message": ..., "type": ...}
 

@@ -240,6 +240,6 @@ class _PublishedProgress(IngestProgress):
         now = time.monotonic()
         if force or now >= self._next:
             self._next = now + PROGRESS_EVERY_S
-            self.board.publish(
-                self.job_id, {"event": "progress", "file": self.current, **self.counts}
-            )
+            progress = {"file": self.current, **self.counts}
+            self.board.publish(self.job_id, {"event": "progress", **progress})
+            self.board.update(self.job_id, progress=progress)

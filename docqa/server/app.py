@@ -8,11 +8,13 @@ import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager, suppress
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 from fastapi import FastAPI, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 
 from docqa import __version__
 from docqa.config import Settings
@@ -36,6 +38,13 @@ from docqa.server.schemas import (
     usage,
 )
 
+STATIC = Path(__file__).parent / "static"
+# The page runs only its own script and styles: nothing a document holds can add any.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 READ_WAIT_S = 1.0  # longest wait for one job event before looking again
 LOOK_EVERY_S = 5.0  # with no events for this long, the job's record is looked at
 THREADS = 128  # threads for blocking work: each request waiting for its job holds one
@@ -195,10 +204,11 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
     @app.post("/v1/documents", status_code=202)
     async def upload(request: Request, file: UploadFile) -> dict[str, Any]:
         """Add a PDF to the data folder (named by its content) and ingest it."""
-        if not _plain_file_name(file.filename or ""):
+        name = file.filename or ""
+        if not _plain_file_name(name):
             raise ApiError(400, "the file name must be a plain name, not a path", "file")
         size = file.size if file.size is not None else int(request.headers.get("content-length", 0))
-        document_id, new = await anyio.to_thread.run_sync(documents.save, file.file, size)
+        document_id, new = await anyio.to_thread.run_sync(documents.save, file.file, size, name)
         job_id = await anyio.to_thread.run_sync(executor.submit_ingest)
         return {"id": document_id, "object": "document", "new": new, "job_id": job_id}
 
@@ -211,6 +221,33 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
         removed = await anyio.to_thread.run_sync(documents.delete, document_id)
         job_id = await anyio.to_thread.run_sync(executor.submit_ingest)
         return {"id": document_id, "deleted": removed, "job_id": job_id}
+
+    @app.get("/v1/info")
+    def info() -> dict[str, Any]:
+        """The defaults and limits a client (the page's settings) works within."""
+        defaults = settings.chat_sampling
+        return {
+            "version": __version__,
+            "defaults": {
+                "k": settings.retrieval.k,
+                "temperature": defaults.temperature,
+                "top_p": defaults.top_p,
+                "max_tokens": defaults.max_new_tokens,
+            },
+            "limits": {
+                "max_k": limits.max_k,
+                "max_tokens": limits.max_tokens,
+                "max_question_chars": limits.max_question_chars,
+                "max_upload_mb": limits.max_upload_mb,
+            },
+        }
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        """The web page: chat, documents and settings, over this API."""
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

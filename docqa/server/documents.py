@@ -19,6 +19,8 @@ UPLOADS = "uploads"  # the data folder's subfolder that holds uploaded PDFs
 DOCUMENT_ID = re.compile(r"[0-9a-f]{64}")
 FREE_SPACE_MARGIN = 256 * 2**20  # a disk is never filled by an upload past this much free room
 _CHUNK = 2**20
+NAME_SUFFIX = ".name"  # beside each upload: the file name it was sent with, for display
+MAX_NAME_CHARS = 200
 
 
 class Documents:
@@ -52,10 +54,15 @@ class Documents:
         if free - size < FREE_SPACE_MARGIN:
             raise ApiError(507, "the server's disk is nearly full: the upload was refused", "file")
 
-    def save(self, upload: IO[bytes], size: int) -> tuple[str, bool]:
-        """Keep an uploaded PDF: its document id (SHA-256), and whether it is new."""
+    def save(self, upload: IO[bytes], size: int, name: str) -> tuple[str, bool]:
+        """Keep an uploaded PDF: its document id (SHA-256), and whether it is new. `name`,
+        the client's file name, is kept beside it for display only."""
         with self._writing:
-            return self._save(upload, size)
+            document_id, new = self._save(upload, size)
+            label = self.uploads / f"{document_id}{NAME_SUFFIX}"
+            if new or not label.exists():
+                label.write_text(name[:MAX_NAME_CHARS], encoding="utf-8")
+            return document_id, new
 
     def _save(self, upload: IO[bytes], size: int) -> tuple[str, bool]:
         self._check_room(size)
@@ -94,6 +101,7 @@ class Documents:
             {
                 "id": sha256,
                 "object": "document",
+                "name": self._name(entries[0].source),
                 "sources": [entry.source for entry in entries],
                 "pages": entries[0].pages,
                 "chunks": entries[0].chunks,
@@ -117,6 +125,7 @@ class Documents:
         upload = self.uploads / f"{document_id}.pdf"
         if upload.is_file():
             sources.add(upload.relative_to(self.data).as_posix())
+        (self.uploads / f"{document_id}{NAME_SUFFIX}").unlink(missing_ok=True)
         data = self.data.resolve()
         removed = []
         for source in sorted(sources):
@@ -127,6 +136,13 @@ class Documents:
         if not removed:
             raise ApiError(404, "no such document", "id")
         return removed
+
+    def _name(self, source: str) -> str:
+        """What to call an indexed file: an upload by the name it was sent with."""
+        label = (self.data / source).with_suffix(NAME_SUFFIX)
+        if source.startswith(f"{UPLOADS}/") and label.is_file():
+            return label.read_text(encoding="utf-8")
+        return source
 
     def _manifest(self) -> Any:
         from docqa.errors import VectorStoreError

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from docqa.errors import DocqaError
 from docqa.jobs.board import BoardUnavailable, JobBoard, JobRecord, MemoryBoard, RedisBoard
 from docqa.jobs.runner import AnswerRequest, cancel_queued, run_answer, run_ingest
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 
     from docqa.answer.qa import QAService
     from docqa.config import Settings
+
+
+IDLE_CHECK_S = 0.5  # an idle answer loop looks this often for a new index to load
 
 
 class QueueFull(Exception):
@@ -95,6 +99,10 @@ class Executor:
                     return
             # Each question's runner switches to the new index before it starts.
             run_ingest(self.settings, self.board, job_id)
+            self.ingested()
+
+    def ingested(self) -> None:
+        """An ingest ended, whatever its outcome."""
 
 
 class InlineExecutor(Executor):
@@ -108,6 +116,7 @@ class InlineExecutor(Executor):
         self._queue: queue.Queue[tuple[str, AnswerRequest] | None] = queue.Queue(
             maxsize=settings.server.max_queue
         )
+        self._stale = threading.Event()
         self._thread = threading.Thread(target=self._answer_loop, name="docqa-answer-loop")
         self._thread.start()
 
@@ -126,9 +135,21 @@ class InlineExecutor(Executor):
         return self._queue.qsize()
 
     def _answer_loop(self) -> None:
-        while (item := self._queue.get()) is not None:
-            job_id, request = item
-            run_answer(self.service, self.board, job_id, request, self.settings)
+        while True:
+            try:
+                item = self._queue.get(timeout=IDLE_CHECK_S)
+            except queue.Empty:
+                if self._stale.is_set():  # load a new index before a question needs it
+                    self._stale.clear()
+                    with contextlib.suppress(DocqaError):
+                        self.service.refresh()
+                continue
+            if item is None:
+                return
+            run_answer(self.service, self.board, item[0], item[1], self.settings)
+
+    def ingested(self) -> None:
+        self._stale.set()  # the answer loop, the service's one user, switches to it
 
     def close(self) -> None:
         while True:  # questions still waiting are cancelled, so their readers end

@@ -15,7 +15,7 @@ from docqa.server.errors import ApiError
 from docqa.server.metrics import ASGIApp, Scope
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
-OPEN_PATHS = ("/healthz",)  # for load balancers: no token
+OPEN_PATHS = ("/healthz", "/")  # for load balancers, and the page (which then asks for it)
 UPLOAD_ROUTES = ("/v1/documents",)
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around an uploaded file
 
@@ -75,7 +75,8 @@ class Guard:
             return ApiError(421, f"this server answers for {sorted(self.hosts)}, not {host!r}")
         if origin and origin not in self.origins and origin not in _same_origins(host):
             return ApiError(403, f"requests from web pages of {origin} are not allowed")
-        if self.api_key is None or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+        path = scope["path"]
+        if self.api_key is None or path in OPEN_PATHS or path.startswith("/static/"):
             return None
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
         if scheme.lower() != b"bearer" or not secrets.compare_digest(token.strip(), self.api_key):

@@ -1,0 +1,231 @@
+"""The web page `docqa serve` serves at /, in a real headless Chromium (Debian's, driven by
+Playwright): upload, indexing, a streamed answer, citations, stop, k, a new conversation, the
+API key, busy and down servers, and markup inside a PDF shown as text. Screenshots at desktop
+and phone widths are saved in test-artifacts/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import FACTS, REPO, run_cli, write_documents
+from tests.fixtures.pdfs import write_pdf
+from tests.fixtures.services import long_question, serving
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+QUESTION, ANSWER, SOURCE, PAGE = FACTS[0]
+DESKTOP, PHONE = {"width": 1280, "height": 800}, {"width": 390, "height": 844}
+# Records every length the newest answer's text has had, as the page writes it.
+WATCH_LENGTHS = """() => {
+  window.lengths = [];
+  new MutationObserver(() => {
+    const texts = document.querySelectorAll('#messages li.assistant .text');
+    if (texts.length) window.lengths.push(texts[texts.length - 1].textContent.length);
+  }).observe(document.getElementById('messages'),
+             {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is not installed: `make test` installs it (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    project = tmp_path_factory.mktemp("site")
+    write_documents(project / "data", broken=False)
+    assert run_cli("ingest.py", cwd=project).returncode == 0
+    with serving(project, env={"DOCQA_SERVER__MAX_QUEUE": "1"}) as (url, _):
+        yield url, project
+
+
+@pytest.fixture
+def page(browser, site):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(site[0] + "/")
+    page.wait_for_selector("#indexed li")
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def ask(page, question: str) -> object:  # type: ignore[no-untyped-def]
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+    return page.locator("#messages li.assistant").last
+
+
+def test_an_answer_streams_in_and_its_citation_opens(page) -> None:  # type: ignore[no-untyped-def]
+    assert "chunks" in page.inner_text("#status")
+    page.evaluate(WATCH_LENGTHS)
+    page.locator("#temperature").fill("1")
+    page.locator("#max_tokens").fill("256")
+    answer = ask(page, "Describe what the documents say about the cooperative and its farms.")
+    answer.locator(".citations").wait_for(timeout=120_000)
+    lengths = [n for n in page.evaluate("window.lengths") if n]
+    assert len(set(lengths)) > 3, f"the text grew token by token: {lengths}"
+    answer = ask(page, QUESTION)
+    citation = answer.locator(".citations details").first
+    citation.wait_for(timeout=120_000)
+    assert f"{SOURCE}, page {PAGE}" in citation.inner_text()
+    citation.locator("summary").click()
+    assert ANSWER in citation.locator("pre").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "page-desktop.png", full_page=True)
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=ARTIFACTS / "page-phone.png", full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_an_uploaded_pdf_is_indexed_and_answered_from(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pdf = write_pdf(
+        tmp_path / "zephyr orchard.pdf",
+        ["Zephyr Orchard\nThe Zephyr orchard grows 412 pear trees on the north slope."],
+    )
+    page.set_input_files("#files", str(pdf))
+    page.wait_for_selector("#uploads li:has-text('indexed')", timeout=120_000)
+    assert "zephyr orchard.pdf" in page.inner_text("#indexed")
+    answer = ask(page, "How many pear trees does the Zephyr orchard grow?")
+    answer.locator(".citations").wait_for(timeout=120_000)
+    assert "zephyr orchard.pdf, page 1" in answer.locator(".citations").inner_text()
+
+
+def test_stop_ends_a_generation_and_new_conversation_clears(page) -> None:  # type: ignore[no-untyped-def]
+    page.locator("#temperature").fill("1.5")
+    page.locator("#max_tokens").fill("2048")
+    answer = ask(page, long_question()["question"])
+    page.wait_for_selector("#messages li.assistant:last-child .text:not(:empty)", timeout=120_000)
+    page.click("#stop")
+    answer.locator(".stopped").wait_for()
+    assert page.locator("#stop").is_hidden()
+    page.click("#new")
+    assert page.locator("#messages li").count() == 0
+
+
+def test_k_sets_how_many_passages_are_cited(page) -> None:  # type: ignore[no-untyped-def]
+    page.locator("#k").fill("4")
+    assert page.inner_text("#k-value") == "4"
+    with page.expect_request("**/v1/chat/completions") as sent:
+        answer = ask(page, QUESTION)
+    assert sent.value.post_data_json["k"] == 4
+    answer.locator(".citations").wait_for(timeout=120_000)
+    assert answer.locator(".citations details").count() == 4
+
+
+def test_markup_in_a_pdf_is_shown_as_text(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    markup = '<script>window.pwned = 1</script> <img src=x onerror="window.pwned = 2">'
+    pdf = write_pdf(
+        tmp_path / "quarry.pdf",
+        [f"Kestrel Quarry {markup}\nThe Kestrel quarry ships 9,300 tonnes of slate a year."],
+    )
+    page.set_input_files("#files", str(pdf))
+    page.wait_for_selector("#uploads li:has-text('quarry.pdf: indexed')", timeout=120_000)
+    answer = ask(page, "How much slate does the Kestrel quarry ship a year?")
+    citation = answer.locator(".citations details").first
+    citation.wait_for(timeout=120_000)
+    citation.locator("summary").click()
+    assert "<script>window.pwned = 1</script>" in citation.locator("pre").inner_text()
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("#messages img, #messages script").count() == 0
+
+
+def test_a_busy_server_says_so(page, site) -> None:  # type: ignore[no-untyped-def]
+    url, _ = site
+    # One question runs and one waits (max_queue 1): the page's question is refused, 429.
+    jobs = [httpx.post(f"{url}/v1/jobs", json=long_question()).json()["job_id"] for _ in "12"]
+    try:
+        ask(page, QUESTION)
+        page.wait_for_selector("#notice:has-text('busy')", timeout=30_000)
+    finally:
+        for job_id in jobs:
+            httpx.delete(f"{url}/v1/jobs/{job_id}")
+
+
+def test_the_api_key_is_asked_for_and_kept_for_the_session(browser, site) -> None:  # type: ignore[no-untyped-def]
+    _, project = site
+    with serving(project, env={"DOCQA_API_KEY": "s3cret"}) as (url, _):
+        context = browser.new_context(viewport=DESKTOP)
+        page = context.new_page()
+        page.goto(url + "/")
+        page.wait_for_selector("#token-dialog[open]")
+        page.fill("#token", "s3cret")
+        page.press("#token", "Enter")
+        page.wait_for_selector("#indexed li")
+        assert page.evaluate("sessionStorage.getItem('docqa-api-key')") == "s3cret"
+        assert page.evaluate("localStorage.length") == 0
+        page.reload()
+        page.wait_for_selector("#indexed li")  # the same tab keeps it
+        other = browser.new_context().new_page()
+        other.goto(url + "/")
+        other.wait_for_selector("#token-dialog[open]")  # another session asks again
+        context.close()
+
+
+def test_an_empty_index_says_to_upload_until_one_is(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    project = tmp_path / "empty"
+    (project / "data").mkdir(parents=True)
+    with serving(project, ready=False) as (url, _):
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_selector("#notice:has-text('The index is empty')")
+        pdf = write_pdf(tmp_path / "z.pdf", ["Zephyr Orchard\nThe orchard grows 412 pear trees."])
+        page.set_input_files("#files", str(pdf))
+        page.wait_for_selector("#uploads li:has-text('indexed')", timeout=120_000)
+        page.locator("#notice").wait_for(state="hidden", timeout=15_000)
+        page.wait_for_selector("#status:has-text('1 files')")
+        page.close()
+
+
+def test_a_server_that_went_down_is_reported(browser, site) -> None:  # type: ignore[no-untyped-def]
+    _, project = site
+    with serving(project) as (url, server):
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_selector("#indexed li")
+        server.stop()
+        ask(page, QUESTION)
+        page.wait_for_selector("#notice:has-text('down or unreachable')", timeout=30_000)
+        page.close()
+
+
+def test_the_adidas_question_over_the_20f(browser, showcase_pdf: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The showcase: what the page shows for the adidas question, at both widths."""
+    project = tmp_path / "20f"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / showcase_pdf.name).symlink_to(showcase_pdf)
+    assert run_cli("ingest.py", cwd=project).returncode == 0
+    with serving(project) as (url, _):
+        page = browser.new_page(viewport=DESKTOP)
+        page.goto(url + "/")
+        page.wait_for_selector("#indexed li")
+        answer = ask(page, "How much is the minimum guarantee payable by adidas?")
+        citation = answer.locator(".citations details").first
+        citation.wait_for(timeout=120_000)
+        citation.locator("summary").click()
+        assert "£750 million" in answer.inner_text()
+        assert f"{showcase_pdf.name}, page 53" in citation.inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "adidas-20f-desktop.png", full_page=True)
+        page.set_viewport_size(PHONE)
+        page.screenshot(path=ARTIFACTS / "adidas-20f-phone.png", full_page=True)
+        print(page.inner_text("#messages"))
+        page.close()
