@@ -36,10 +36,15 @@ def test_eval_on_the_sample_set(sample_project: Path) -> None:
     assert metrics["answer_accuracy"] >= SAMPLE_ANSWER_ACCURACY
     assert metrics["abstention_accuracy"] >= SAMPLE_ABSTENTION_ACCURACY
     assert 0 < metrics["latency_p50_s"] <= metrics["latency_p95_s"]
+    # Reader-independent: the answer is in what the model read for most items.
+    assert metrics["context_recall"] >= metrics["answer_accuracy"]
+    for name in ("mrr", "answer_accuracy", "context_recall"):
+        low, high = report["intervals"][name]
+        assert low <= metrics[name] <= high
     assert len(report["items"]) == 15
     assert report["settings"]["retrieval.mode"] == "hybrid"
     markdown = (sample_project / "eval-report.md").read_text()
-    assert "| hit@4 | 1.000 |" in markdown
+    assert "| hit@4 | 1.000  [1.000, 1.000] |" in markdown
     assert "| s01 | number |" in markdown
 
 
@@ -70,6 +75,23 @@ def test_eval_json_writes_no_report_unless_asked(sample_project: Path, tmp_path:
     assert list(tmp_path.iterdir()) == [], "--json alone writes no file"
     assert run_cli(*args, cwd=tmp_path).returncode == 0
     assert [path.name for path in tmp_path.iterdir()] == ["eval-report.md"]
+
+
+def test_eval_compares_with_an_earlier_result_file(sample_project: Path, tmp_path: Path) -> None:
+    args = ("-m", "docqa", "eval", str(SAMPLE_SET), "--retrieve-only", "--json")
+    first = run_cli(*args, cwd=sample_project)
+    assert first.returncode == 0, first.stderr
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(first.stdout)
+    again = run_cli(*args, "--compare", str(earlier), cwd=sample_project)
+    differences = json.loads(again.stdout)["compared_with"]["differences"]
+    assert differences["mrr"] == {"difference": 0.0, "interval": [0.0, 0.0], "items": 12}
+    table = run_cli(*args[:-1], "--compare", str(earlier), "--report", "r.md", cwd=sample_project)
+    assert "difference (this run - the other)" in table.stdout
+    (tmp_path / "bad.json").write_text("{}")
+    bad = run_cli(*args, "--compare", str(tmp_path / "bad.json"), cwd=sample_project)
+    assert bad.returncode == 2
+    assert "not a `docqa eval --json` result file" in bad.stderr
 
 
 def test_questions_file_answers_one_per_line(sample_project: Path) -> None:

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from docqa.answer.evaluation import EvalItem, EvalReport, ItemResult, evaluate, load_questions
+from docqa.answer.evaluation import (
+    EvalItem,
+    EvalReport,
+    ItemResult,
+    evaluate,
+    load_questions,
+    paired_difference,
+)
 from docqa.answer.qa import Answer, QAService, Timings
 from docqa.config import load_settings
 from docqa.errors import UsageError
@@ -31,8 +38,11 @@ class Scripted:
         return [Hit("doc.pdf", page, f"text of page {page}", 0.5) for page in pages][:k]
 
     def ask(self, question: str, k: int | None = None) -> Answer:
-        _, text = self.script[question]
-        return Answer(question, text, [], Timings(0, 0, 0, 0), abstained="do not say" in text)
+        pages, text = self.script[question]
+        read = tuple(f"text of page {page}" for page in pages[:2])
+        return Answer(
+            question, text, [], Timings(0, 0, 0, 0), abstained="do not say" in text, read=read
+        )
 
 
 def test_metrics() -> None:
@@ -64,6 +74,25 @@ def test_metrics() -> None:
     assert markdown.startswith("# title")
     assert "| 1 | number | 1 | yes |" in markdown
     assert json.loads(json.dumps(report.to_json()))["items"][1]["rank"] == 2
+
+
+def test_context_recall_intervals_and_paired_differences() -> None:
+    items = [item(str(n), [f"page {n}"], [n]) for n in range(1, 21)]
+    # Items 1-10 have their page read first; 11-20 only retrieved third (not read).
+    script = {f"q{n}?": ([n, 99, 98] if n <= 10 else [99, 98, n], "x") for n in range(1, 21)}
+    report = evaluate(Scripted(script), items, k=4)
+    metrics, intervals = report.metrics(), report.intervals()
+    assert metrics["context_recall"] == 0.5
+    low, high = intervals["context_recall"]
+    assert low < 0.5 < high
+    assert intervals["hit@4"] == (1.0, 1.0)
+    assert intervals == report.intervals(), "the same seed: the same interval"
+    better = {f"q{n}?": ([n, 99, 98], "x") for n in range(1, 21)}
+    improved = evaluate(Scripted(better), items, k=4)
+    differences = paired_difference(improved.items_json(), report.items_json(), 4, True)
+    assert differences["context_recall"]["difference"] == 0.5
+    assert differences["context_recall"]["interval"][0] > 0  # beyond noise
+    assert differences["hit@4"] == {"difference": 0.0, "interval": (0.0, 0.0), "items": 20}
 
 
 def test_a_chunk_holding_the_answer_is_a_hit_on_any_page() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import random
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -18,6 +19,7 @@ from docqa.index.store import Hit
 from docqa.text import contains
 
 Kind = Literal["number", "name", "date", "fact", "unanswerable"]
+BOOTSTRAP_RESAMPLES = 2000
 
 
 class EvalItem(BaseModel):
@@ -87,6 +89,14 @@ class ItemResult:
     seconds: float
     answer: str | None = None
     abstained: bool | None = None
+    read: tuple[str, ...] | None = None  # what the LLM read; None without answering
+
+    @property
+    def context_hit(self) -> bool | None:
+        """Whether an acceptable answer is in what the LLM read (answerable items)."""
+        if self.read is None or not self.item.answerable:
+            return None
+        return contains("\n".join(self.read), self.item.answers)
 
     @property
     def correct(self) -> bool | None:
@@ -106,61 +116,75 @@ class EvalReport:
 
     def metrics(self) -> dict[str, float | int | None]:
         answerable = [r for r in self.results if r.item.answerable]
-        unanswerable = [r for r in self.results if not r.item.answerable]
         seconds = sorted(r.seconds for r in self.results)
-
-        def share(flags: list[bool]) -> float | None:
-            return round(sum(flags) / len(flags), 4) if flags else None
-
         values: dict[str, float | int | None] = {
             "items": len(self.results),
             "answerable": len(answerable),
-            "unanswerable": len(unanswerable),
+            "unanswerable": len(self.results) - len(answerable),
             "k": self.k,
-            "hit@1": share([r.rank == 1 for r in answerable]),
-            f"hit@{self.k}": share([r.rank is not None for r in answerable]),
-            "mrr": round(statistics.fmean(1 / r.rank if r.rank else 0.0 for r in answerable), 4)
-            if answerable
-            else None,
         }
-        if self.answered:
-            values["answer_accuracy"] = share([bool(r.correct) for r in answerable])
-            values["abstention_accuracy"] = share([bool(r.correct) for r in unanswerable])
-            values["false_abstentions"] = share([bool(r.abstained) for r in answerable])
+        per_item = self.item_values()
+        for name in measures(self.k, self.answered):
+            values[name] = _mean([item[name] for item in per_item])
         values["latency_p50_s"] = round(_percentile(seconds, 50), 3) if seconds else None
         values["latency_p95_s"] = round(_percentile(seconds, 95), 3) if seconds else None
         return values
 
+    def item_values(self) -> list[dict[str, float | None]]:
+        return [item_values(item, self.k) for item in self.items_json()]
+
+    def intervals(self) -> dict[str, tuple[float, float] | None]:
+        """95% bootstrap intervals of each measure, items resampled."""
+        per_item = self.item_values()
+        return {
+            name: bootstrap([item[name] for item in per_item])
+            for name in measures(self.k, self.answered)
+        }
+
+    def items_json(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": r.item.id,
+                "kind": r.item.kind,
+                "question": r.item.question,
+                "rank": r.rank,
+                "retrieved": [
+                    {"source": s, "page": p, "score": round(v, 4)} for s, p, v in r.retrieved
+                ],
+                "answer": r.answer,
+                "abstained": r.abstained,
+                "correct": r.correct,
+                "context_hit": r.context_hit,
+                "seconds": round(r.seconds, 3),
+            }
+            for r in self.results
+        ]
+
     def to_json(self) -> dict[str, object]:
         return {
             "metrics": self.metrics(),
-            "items": [
-                {
-                    "id": r.item.id,
-                    "kind": r.item.kind,
-                    "question": r.item.question,
-                    "rank": r.rank,
-                    "retrieved": [
-                        {"source": s, "page": p, "score": round(v, 4)} for s, p, v in r.retrieved
-                    ],
-                    "answer": r.answer,
-                    "abstained": r.abstained,
-                    "correct": r.correct,
-                    "seconds": round(r.seconds, 3),
-                }
-                for r in self.results
-            ],
+            "intervals": self.intervals(),
+            "items": self.items_json(),
         }
 
     def table(self) -> str:
-        """The metrics as an aligned two-column table for the terminal."""
-        rows = [(name, _show(value)) for name, value in self.metrics().items()]
+        """The metrics, with their 95% intervals, as an aligned table for the terminal."""
+        rows = self._rows()
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
+    def _rows(self) -> list[tuple[str, str]]:
+        intervals = self.intervals()
+        rows = []
+        for name, value in self.metrics().items():
+            interval = intervals.get(name)
+            shown = _show(value) + (f"  [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+            rows.append((name, shown))
+        return rows
+
     def markdown(self, title: str, settings: dict[str, object]) -> str:
-        lines = [f"# {title}", "", "| metric | value |", "| --- | --- |"]
-        lines += [f"| {name} | {_show(value)} |" for name, value in self.metrics().items()]
+        lines = [f"# {title}", "", "| metric | value [95% interval] |", "| --- | --- |"]
+        lines += [f"| {name} | {value} |" for name, value in self._rows()]
         lines += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), ""]
         lines += ["| id | kind | rank | correct | answer | retrieved pages |", "| --- " * 6 + "|"]
         for r in self.results:
@@ -212,11 +236,91 @@ def evaluate(
             seconds=time.perf_counter() - started,
             answer=response.answer if response else None,
             abstained=response.abstained if response else None,
+            read=response.read if response else None,
         )
         report.results.append(result)
         if on_result:
             on_result(result)
     return report
+
+
+def measures(k: int, answered: bool) -> list[str]:
+    """The per-item measures a report averages (answer ones only when it answered)."""
+    names = ["hit@1", f"hit@{k}", "mrr"]
+    if answered:
+        names += ["answer_accuracy", "abstention_accuracy", "false_abstentions", "context_recall"]
+    return names
+
+
+def item_values(item: dict[str, Any], k: int) -> dict[str, float | None]:
+    """One item's value of each measure, from its JSON form (so that a result file written
+    earlier compares with a fresh run); None where the measure does not apply to it."""
+    answerable = item["kind"] != "unanswerable"
+    rank, correct = item["rank"], item.get("correct")
+
+    def flag(value: object, applies: bool = True) -> float | None:
+        return None if value is None or not applies else float(bool(value))
+
+    return {
+        "hit@1": flag(rank == 1, answerable),
+        f"hit@{k}": flag(rank is not None, answerable),
+        "mrr": (1 / rank if rank else 0.0) if answerable else None,
+        "answer_accuracy": flag(correct, answerable),
+        "abstention_accuracy": flag(correct, not answerable),
+        "false_abstentions": flag(item.get("abstained"), answerable),
+        "context_recall": flag(item.get("context_hit"), answerable),
+    }
+
+
+def bootstrap(
+    values: list[float | None], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> tuple[float, float] | None:
+    """The 95% percentile bootstrap interval of the mean of the values that apply."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    chooser = random.Random(seed)
+    means = sorted(
+        statistics.fmean(chooser.choices(present, k=len(present))) for _ in range(resamples)
+    )
+    return round(means[int(0.025 * resamples)], 4), round(means[int(0.975 * resamples) - 1], 4)
+
+
+def paired_difference(
+    current: list[dict[str, Any]], previous: list[dict[str, Any]], k: int, answered: bool
+) -> dict[str, dict[str, Any]]:
+    """Each measure's difference (current - previous) over the items both runs hold, with
+    its 95% paired bootstrap interval: items, not runs, are resampled."""
+    before = {item["id"]: item_values(item, k) for item in previous}
+    pairs = [(item_values(item, k), before[item["id"]]) for item in current if item["id"] in before]
+    differences: dict[str, dict[str, Any]] = {}
+    for name in measures(k, answered):
+        deltas: list[float | None] = []
+        for now, then in pairs:
+            if (a := now[name]) is not None and (b := then[name]) is not None:
+                deltas.append(a - b)
+        if deltas:
+            differences[name] = {
+                "difference": _mean(deltas),
+                "interval": bootstrap(deltas),
+                "items": len(deltas),
+            }
+    return differences
+
+
+def difference_table(differences: dict[str, dict[str, Any]]) -> str:
+    """Paired differences as an aligned table: measure, difference, interval, items."""
+    rows = [
+        f"{name:<20} {d['difference']:+.3f}  [{d['interval'][0]:+.3f}, {d['interval'][1]:+.3f}]"
+        f"  ({d['items']} items)"
+        for name, d in differences.items()
+    ]
+    return "\n".join(["difference (this run - the other), 95% paired bootstrap interval", *rows])
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.fmean(present), 4) if present else None
 
 
 def _percentile(sorted_values: list[float], percent: float) -> float:

@@ -388,6 +388,7 @@ class QAService:
             completion=result.completion,
             raw_answer=result.answer,
             revision=revision,
+            read=tuple(read.values()),
             **common,
         )
 

@@ -62,6 +62,7 @@ class Answer:
     history_dropped: int = 0  # earlier turns left out of the prompt for room
     model_path: Path | None = None
     backend: str | None = None
+    read: tuple[str, ...] = ()  # the passages' texts the model read (empty: it read none)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,7 +18,7 @@ from docqa.cli.common import (
     note,
     run,
 )
-from docqa.errors import ExitCode
+from docqa.errors import ExitCode, UsageError
 
 
 def evaluate(
@@ -48,6 +48,17 @@ def evaluate(
             resolve_path=True,
         ),
     ] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare",
+            help="A result file of an earlier `docqa eval --json`: report each metric's "
+            "paired difference from it, with its 95% interval.",
+            exists=True,
+            dir_okay=False,
+            resolve_path=True,
+        ),
+    ] = None,
     model: ModelOption = None,
     vectorstore: VectorstoreOption = None,
     config: ConfigOption = None,
@@ -56,7 +67,12 @@ def evaluate(
     """Run every question through retrieval and answering, and report the metrics."""
 
     def body() -> ExitCode:
-        from docqa.answer.evaluation import ItemResult, load_questions
+        from docqa.answer.evaluation import (
+            ItemResult,
+            difference_table,
+            load_questions,
+            paired_difference,
+        )
         from docqa.answer.evaluation import evaluate as run_evaluation
         from docqa.config import load_settings
 
@@ -64,6 +80,7 @@ def evaluate(
             config, {"paths": {"vectorstore": vectorstore}, "llm": {"model": model}}
         )
         items = load_questions(questions)
+        previous = read_results(compare) if compare else None
         service = loaded_service(settings, model, with_llm=not retrieve_only)
 
         def show(result: ItemResult) -> None:
@@ -83,11 +100,31 @@ def evaluate(
         path = report or (None if json_output else Path("eval-report.md").resolve())
         if path is not None:
             path.write_text(outcome.markdown(f"docqa eval: {questions.name}", used), "utf-8")
+        document: dict[str, object] = {"settings": used, **outcome.to_json()}
+        differences = None
+        if previous is not None:
+            differences = paired_difference(
+                outcome.items_json(), previous, k, answered=not retrieve_only
+            )
+            document["compared_with"] = {"file": str(compare), "differences": differences}
         if json_output:
-            print(json.dumps({"settings": used, **outcome.to_json()}, ensure_ascii=False))
+            print(json.dumps(document, ensure_ascii=False))
         else:
             print(outcome.table())
+            if differences is not None:
+                print("\n" + difference_table(differences))
             note(f"report written to {path}")
         return ExitCode.OK
 
     run(debug, body)
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The items of an earlier `docqa eval --json` result file."""
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))["items"]
+        if not isinstance(items, list) or not all("id" in item for item in items):
+            raise ValueError("items without ids")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path} is not a `docqa eval --json` result file ({exc})") from exc
+    return items
