@@ -97,6 +97,16 @@ class QAService:
                 self.notices.append(notice)
             import docqa.answer.chain  # noqa: F401  LangChain (~1 s) loads with the model, not in a question
 
+    def load_for_serving(self) -> VectorStoreError | None:
+        """Load the LLM, and the index when there is one yet (a server may start before its
+        first ingest; each question tries again): why there is none, or None."""
+        self.load_llm()
+        try:
+            self.refresh()
+        except VectorStoreError as exc:
+            return exc
+        return None
+
     def refresh(self) -> bool:
         """Switch to the index generation an ingest has written since this one was loaded,
         without a restart. True when it switched (or loaded the first index)."""
@@ -130,6 +140,11 @@ class QAService:
     def llm(self) -> LocalLLM:
         self.load(with_llm=True)
         assert self._llm is not None
+        return self._llm
+
+    @property
+    def loaded_llm(self) -> LocalLLM | None:
+        """The LLM if it is loaded (without loading it)."""
         return self._llm
 
     @property

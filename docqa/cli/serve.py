@@ -152,14 +152,11 @@ def _service(settings: Settings, explicit_model: bool) -> QAService:
     """The QA service with its model loaded; and its index, unless there is none yet (the
     first upload makes one)."""
     from docqa.answer.qa import QAService
-    from docqa.errors import VectorStoreError
 
     service = QAService(settings, explicit_model=explicit_model)
-    service.load_llm()
-    try:
-        service.refresh()
-    except VectorStoreError as exc:
-        note(f"{exc}; questions are refused until documents are ingested")
+    missing = service.load_for_serving()
+    if missing is not None:
+        note(f"{missing}; questions are refused until documents are ingested")
     for notice in service.notices:
         note(notice)
     return service

@@ -28,6 +28,12 @@ FINISHED: frozenset[str] = frozenset({"done", "failed", "cancelled"})
 END = "end"  # the last event of every job's log: {"event": "end", "status": ...}
 
 
+def closing_events(status: str, error: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The events a job's log ends with: its error, if it has one, then END."""
+    events = [{"event": "error", **error}] if error else []
+    return [*events, {"event": END, "status": status}]
+
+
 class JobRecord(BaseModel):
     id: str
     kind: Literal["answer", "ingest"]

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from docqa.errors import DocqaError, ExitCode
 from docqa.index.ingest import IngestProgress
-from docqa.jobs.board import END, JobBoard
+from docqa.jobs.board import JobBoard, closing_events
 
 if TYPE_CHECKING:
     from docqa.answer.qa import QAService
@@ -170,7 +170,7 @@ def process_name() -> str:
 
 def cancel_queued(board: JobBoard, job_id: str) -> None:
     """End a job that no runner has started (its runner, if one comes, leaves it alone)."""
-    _fail(board, job_id, JobFailed("cancelled", "cancelled", status="cancelled"))
+    _fail(board, job_id, _cancelled())
 
 
 def _events(service: QAService, request: AnswerRequest, settings: Settings) -> Any:
@@ -188,19 +188,28 @@ def _events(service: QAService, request: AnswerRequest, settings: Settings) -> A
 
 def _check_cancel(board: JobBoard, job_id: str) -> None:
     if board.cancel_requested(job_id):
-        raise JobFailed("cancelled", "cancelled", status="cancelled")
+        raise _cancelled()
+
+
+def _cancelled() -> JobFailed:
+    return JobFailed("cancelled", "cancelled", status="cancelled")
 
 
 def _fail(board: JobBoard, job_id: str, exc: BaseException) -> None:
     status = exc.status if isinstance(exc, JobFailed) else "failed"
-    error = error_info(exc)
-    board.publish(job_id, {"event": "error", **error})
-    _finish(board, job_id, status, error=error)
+    _finish(board, job_id, status, error=error_info(exc))
 
 
-def _finish(board: JobBoard, job_id: str, status: str, **fields: Any) -> None:
-    board.update(job_id, status=status, finished_at=time.time(), **fields)
-    board.publish(job_id, {"event": END, "status": status})
+def _finish(
+    board: JobBoard,
+    job_id: str,
+    status: str,
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+) -> None:
+    board.update(job_id, status=status, finished_at=time.time(), result=result, error=error)
+    for event in closing_events(status, error):
+        board.publish(job_id, event)
 
 
 class _PublishedProgress(IngestProgress):

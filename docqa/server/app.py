@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from docqa import __version__
 from docqa.config import Settings
-from docqa.jobs.board import END, BoardUnavailable, JobRecord
+from docqa.jobs.board import END, BoardUnavailable, JobRecord, closing_events
 from docqa.jobs.runner import AnswerRequest, cancel_queued
 from docqa.server.documents import Documents
 from docqa.server.errors import ApiError, install_handlers
@@ -107,8 +107,7 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
                             _stalled, executor, job_id, queue_wait_s
                         )
                 except BoardUnavailable as exc:
-                    events = [{"event": "error", "message": str(exc), "type": "interrupted"}]
-                    events.append({"event": END, "status": "failed"})
+                    events = closing_events("failed", {"message": str(exc), "type": "interrupted"})
                 for event in events:
                     if event["event"] == "token" and not seen_token:
                         seen_token = True
@@ -324,25 +323,19 @@ def _stalled(executor: Executor, job_id: str, queue_wait_s: float) -> list[dict[
     it in time (then it is cancelled)."""
     record = executor.board.get(job_id)
     if record is None:
-        return [
-            {"event": "error", "message": "the job is gone (expired?)", "type": "internal"},
-            {"event": END, "status": "failed"},
-        ]
+        return closing_events(
+            "failed", {"message": "the job is gone (expired?)", "type": "internal"}
+        )
     if record.finished:
         error = record.error or {"message": f"the job ended {record.status}", "type": "internal"}
-        return [{"event": "error", **error}, {"event": END, "status": record.status}]
+        return closing_events(record.status, error)
     if record.status == "queued" and time.time() - record.created_at > queue_wait_s:
         executor.board.request_cancel(job_id)
         cancel_queued(executor.board, job_id)
-        return [
-            {
-                "event": "error",
-                "message": f"no worker took the question within {queue_wait_s:g} s: is "
-                "`docqa worker` running?",
-                "type": "model",
-            },
-            {"event": END, "status": "cancelled"},
-        ]
+        message = (
+            f"no worker took the question within {queue_wait_s:g} s: is `docqa worker` running?"
+        )
+        return closing_events("cancelled", {"message": message, "type": "model"})
     return []
 
 

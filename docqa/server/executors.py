@@ -126,8 +126,8 @@ class InlineExecutor(Executor):
         record = self.new_record("answer")
         try:
             self._queue.put_nowait((record.id, request))
-        except queue.Full:
-            self.board.update(record.id, status="failed", error={"message": "busy"})
+        except queue.Full:  # filled since the check above
+            cancel_queued(self.board, record.id)
             raise QueueFull(self.retry_after()) from None
         return record.id
 
@@ -158,13 +158,12 @@ class InlineExecutor(Executor):
             except queue.Empty:
                 break
             if item is not None:
-                self.board.request_cancel(item[0])
-                run_answer(self.service, self.board, item[0], item[1], self.settings)
+                cancel_queued(self.board, item[0])
         self._queue.put(None)
         self._thread.join(timeout=self.settings.server.request_timeout_s)
 
     def health(self) -> dict[str, Any]:
-        store, llm = self.service.store, self.service._llm
+        store, llm = self.service.store, self.service.loaded_llm
         return {
             "index": _index_health(store),
             "model": {

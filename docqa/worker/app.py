@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from docqa.config import Settings
-from docqa.jobs.board import HEARTBEAT_S, HEARTBEAT_TTL_S, RedisBoard
+from docqa.jobs.board import HEARTBEAT_S, HEARTBEAT_TTL_S, BoardUnavailable, RedisBoard
 from docqa.jobs.runner import AnswerRequest, process_name, run_answer
 
 if TYPE_CHECKING:
@@ -105,14 +105,11 @@ def run_worker(settings: Settings, url: str, name: str, concurrency: int) -> Non
 def _load(**_: Any) -> None:
     """In each new worker process: load the model (and the index, when there is one)."""
     from docqa.answer.qa import QAService
-    from docqa.errors import VectorStoreError
 
     assert _process is not None
     logging.getLogger("faiss").setLevel(logging.WARNING)  # which CPU build it loads is noise
     service = QAService(_process.settings)
-    service.load_llm()
-    with contextlib.suppress(VectorStoreError):  # no index yet: each question tries again
-        service.refresh()
+    service.load_for_serving()  # without an index yet, each question tries again
     _process.service = service
     threading.Thread(target=_heartbeat, args=(_process,), daemon=True).start()
 
@@ -130,6 +127,6 @@ def _heartbeat(process: _Process) -> None:
             "model": service.model_path.name if service.model_path else None,
             "index_generation": store.generation if store else None,
         }
-        with contextlib.suppress(Exception):  # Redis restarting: the next beat tries again
+        with contextlib.suppress(BoardUnavailable):  # Redis restarting: the next beat tries
             process.board.heartbeat(name, info, HEARTBEAT_TTL_S)
         time.sleep(HEARTBEAT_S)
