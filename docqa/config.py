@@ -57,7 +57,12 @@ class ChunkingSettings(_Section):
 
 
 class RetrievalSettings(_Section):
-    k: int = Field(2, ge=1, le=100, description="Chunks retrieved per question.")
+    k: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="Chunks retrieved per question. Empty: the reader profile's (answer.profile).",
+    )
     mode: Literal["hybrid", "vector", "keyword"] = Field(
         "hybrid", description="hybrid: vector and BM25 keyword search, fused by reciprocal rank."
     )
@@ -88,10 +93,23 @@ class RetrievalSettings(_Section):
 
 
 class AnswerSettings(_Section):
-    reads: Literal["evidence", "passages"] = Field(
-        "evidence",
+    profile: Literal["auto", "evidence", "passages"] = Field(
+        "auto",
+        description="Reader profile: evidence (2 chunks, their best sentences) or passages "
+        "(3 whole chunks, at most 1024 tokens of them). auto: passages for models of 1B "
+        "parameters or more with a context of 2048 tokens or more (from the model file's "
+        "header), else evidence.",
+    )
+    reads: Literal["evidence", "passages"] | None = Field(
+        None,
         description="What the LLM reads: the sentences of the retrieved chunks that best "
-        "match the question, or the whole chunks.",
+        "match the question, or the whole chunks. Empty: the profile's.",
+    )
+    context_tokens: int | None = Field(
+        None,
+        ge=64,
+        description="Most tokens of passages in a prompt. Empty: the profile's (evidence: "
+        "no bound but the model's context).",
     )
     evidence_sentences: int = Field(2, ge=1, description="Sentences the LLM reads (evidence).")
     keyword_weight: float = Field(

@@ -78,7 +78,7 @@ def test_retrieve_only_finds_the_page_of_each_fact(
     top = result["sources"][0]
     assert (top["source"], top["page"]) == (source, page)
     assert answer in top["text"]
-    assert result["model"] == {"path": None, "backend": None}
+    assert result["model"] == {"path": None, "backend": None, "profile": "evidence"}
     assert result["timings"]["generate_s"] is None
 
 
@@ -142,7 +142,11 @@ def test_ctransformers_answers_through_the_whole_pipeline(project: Path, tiny_gg
     result = ask_json(
         project, FACTS[0][0], "--model", str(tiny_ggml), env={"DOCQA_LLM__MAX_NEW_TOKENS": "8"}
     )
-    assert result["model"] == {"path": str(tiny_ggml), "backend": "ctransformers"}
+    assert result["model"] == {
+        "path": str(tiny_ggml),
+        "backend": "ctransformers",
+        "profile": "evidence",
+    }
     assert result["usage"]["completion_tokens"] > 0  # random weights: tokens, not sense
     assert isinstance(result["answer"], str)
 

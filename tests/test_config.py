@@ -24,7 +24,7 @@ def test_defaults_without_a_config_file(tmp_path: Path) -> None:
     assert settings.llm.model == tmp_path / "models/llama-2-7b-chat.ggmlv3.q8_0.bin"
     assert settings.llm.backend == "auto"
     assert settings.llm.context_length is None
-    assert settings.retrieval.k == 2
+    assert settings.retrieval.k is None  # the reader profile's
 
 
 def test_precedence_flag_over_environment_over_file(tmp_path: Path) -> None:

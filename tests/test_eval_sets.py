@@ -64,3 +64,19 @@ def test_conversation_set_is_split_and_checked(showcase_pdf: Path) -> None:
         for n, turn in enumerate(c["turns"], start=1)
     ]
     assert_answers_on_pages(turns, page_texts(showcase_pdf))
+
+
+def page_half(page: int) -> str:
+    """The held-out split: pages in blocks of ten, alternately tuning (1-10, 21-30, ...) and
+    test (11-20, 31-40, ...); an item belongs to the half of its first (home) page."""
+    return "tuning" if (page - 1) // 10 % 2 == 0 else "test"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("half", ["tuning", "test"])
+def test_held_out_halves_are_split_by_pages_and_checked(showcase_pdf: Path, half: str) -> None:
+    items = load_questions(EVAL / f"manu-20f-{half}.jsonl")
+    assert len(items) >= 75
+    assert sum(not item.answerable for item in items) >= 12
+    assert all(page_half(item.pages[0]) == half for item in items if item.answerable)
+    assert_answers_on_pages(items, page_texts(showcase_pdf))

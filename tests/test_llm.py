@@ -18,7 +18,7 @@ from docqa.config import LLMSettings, Sampling
 from docqa.errors import ModelError, UsageError
 from docqa.llm.chat_formats import TRUSTED_CLOSE, TRUSTED_OPEN, Message, unmarked
 from docqa.llm.engine import LocalLLM
-from docqa.llm.gguf import gguf_context_length
+from docqa.llm.header import model_shape
 from docqa.llm.models import demo_model_path, detect_backend, load_llm, resolve_model_path
 from tests.conftest import REPO
 
@@ -173,7 +173,7 @@ def test_backend_is_chosen_by_magic_bytes_not_name(tmp_path: Path, tiny_ggml: Pa
 
 
 def test_gguf_header_gives_the_trained_context_length() -> None:
-    assert gguf_context_length(demo_model_path()) == 8192  # type: ignore[arg-type]
+    assert model_shape(demo_model_path()).context_length == 8192  # type: ignore[arg-type]
 
 
 def test_missing_model_falls_back_to_the_demo_only_when_configured(tmp_path: Path) -> None:

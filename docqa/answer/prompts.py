@@ -50,8 +50,10 @@ def fit_passages(
     template: str,
     count_tokens: Callable[[str], int],
     budget: int,
+    context_budget: int | None = None,
 ) -> tuple[list[int], list[int]]:
-    """Indices of passages (in rank order) whose prompt fits in `budget` tokens, and of the rest.
+    """Indices of passages (in rank order) whose prompt fits in `budget` tokens, the passages
+    taking at most `context_budget` of them (None: no bound but the budget), and of the rest.
 
     Each passage is a dict with its number `n` and its `text`. A passage that does not fit is
     skipped and later, shorter ones are tried.
@@ -63,11 +65,14 @@ def fit_passages(
         )
         return count_tokens(template.format(context=context, question=question))
 
-    if prompt_tokens([]) > budget:
+    bare = prompt_tokens([])
+    if bare > budget:
         raise UsageError(
             f"the question alone needs more than the {budget} tokens the model has for a "
             "prompt: shorten it, lower --max-tokens, or raise llm.context_length"
         )
+    if context_budget is not None:
+        budget = min(budget, bare + context_budget)
     kept: list[int] = []
     dropped: list[int] = []
     for index in range(len(passages)):

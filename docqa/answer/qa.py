@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from docqa.answer.evidence import Evidence, excerpts, select
 from docqa.answer.grounding import ABSTENTION, ground, uncited
+from docqa.answer.profiles import ReaderProfile, profile_for
 from docqa.answer.prompts import fit_passages, qa_prompt_template
 from docqa.answer.results import (
     Answer,
@@ -79,6 +80,7 @@ class QAService:
     _store: VectorStore | None = None
     _embedder: Embedder | None = None
     _llm: LocalLLM | None = None
+    _reader: ReaderProfile | None = None
 
     def load(self, with_llm: bool = True) -> None:
         """Open and verify the index and load the embedding model, and the LLM if asked."""
@@ -148,6 +150,14 @@ class QAService:
         return self._llm
 
     @property
+    def reader(self) -> ReaderProfile:
+        """How much the model reads: the profile for its size, from its file's header (the
+        evidence profile when there is no model to read it from)."""
+        if self._reader is None:
+            self._reader = profile_for(self.settings, self.model_path, self.explicit_model)
+        return self._reader
+
+    @property
     def model_path(self) -> Path | None:
         return self._llm.path if self._llm else None
 
@@ -164,14 +174,15 @@ class QAService:
         question = clean_question(question)
         vector = self._embedder.embed([question])[0]
         settings = self.settings.retrieval
-        return retrieve(self._store, vector, question, k or settings.k, settings)
+        return retrieve(self._store, vector, question, k or self.reader.k, settings)
 
     def retrieve_only(self, question: str, k: int | None = None) -> Answer:
         started = time.perf_counter()
         question = clean_question(question)
         hits = self.search(question, k)
         elapsed = time.perf_counter() - started
-        return Answer(question, None, _sources(hits), Timings(elapsed, None, None, elapsed))
+        timings = Timings(elapsed, None, None, elapsed)
+        return Answer(question, None, _sources(hits), timings, profile=self.reader.name)
 
     def prepare(
         self,
@@ -199,7 +210,7 @@ class QAService:
         evidence = select(
             query, by_number, self._embed, store.keywords.idf, settings.keyword_weight
         )
-        if settings.reads == "passages":
+        if self.reader.reads == "passages":
             texts = by_number
         else:
             texts = excerpts(by_number, evidence[: settings.evidence_sentences])
@@ -235,7 +246,12 @@ class QAService:
             last_try = start == len(history)
             try:
                 kept, dropped = fit_passages(
-                    llm.chat_format.plain(question), reading, template, llm.count_tokens, budget
+                    llm.chat_format.plain(question),
+                    reading,
+                    template,
+                    llm.count_tokens,
+                    budget,
+                    self.reader.context_tokens,
                 )
             except UsageError:  # the question and these turns alone are too long
                 if last_try:
@@ -375,6 +391,7 @@ class QAService:
             "history_dropped": context.history_dropped,
             "model_path": llm.path if llm else None,
             "backend": llm.backend if llm else None,
+            "profile": self.reader.name,
         }
         if result is None:
             return Answer(answer=ABSTENTION, abstained=True, **common)

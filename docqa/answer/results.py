@@ -62,6 +62,7 @@ class Answer:
     history_dropped: int = 0  # earlier turns left out of the prompt for room
     model_path: Path | None = None
     backend: str | None = None
+    profile: str | None = None  # the reader profile the answer was prepared with
     read: tuple[str, ...] = ()  # the passages' texts the model read (empty: it read none)
 
 
@@ -142,6 +143,7 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
     document["model"] = {
         "path": str(answer.model_path) if answer.model_path else None,
         "backend": answer.backend,
+        "profile": answer.profile,
     }
     if answer.completion:
         c = answer.completion

@@ -93,6 +93,7 @@ def evaluate(
             "questions": questions.name,
             "index": str(settings.paths.vectorstore),
             "model": str(service.model_path) if service.model_path else "none",
+            "profile": service.reader.as_dict(),
             **{f"retrieval.{key}": value for key, value in settings.retrieval},
             **{f"chunking.{key}": value for key, value in service.index_chunking.items()},
         }

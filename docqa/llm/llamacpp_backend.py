@@ -9,7 +9,7 @@ from typing import Any
 from docqa.config import LLMSettings, Sampling
 from docqa.errors import ModelError
 from docqa.llm.engine import MAX_AUTO_CONTEXT, available_threads
-from docqa.llm.gguf import gguf_context_length
+from docqa.llm.header import model_shape
 
 
 class LlamaCppEngine:
@@ -21,7 +21,7 @@ class LlamaCppEngine:
                 f"llama-cpp-python is not installed ({exc}): run `make setup`"
             ) from exc
         self._lib = llama_cpp
-        trained = gguf_context_length(path)
+        trained = model_shape(path).context_length
         self.context_length = settings.context_length or min(
             trained or MAX_AUTO_CONTEXT, MAX_AUTO_CONTEXT
         )

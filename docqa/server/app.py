@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 
 from docqa import __version__
+from docqa.answer.profiles import profile_for
 from docqa.config import Settings
 from docqa.jobs.board import END, BoardUnavailable, JobRecord, closing_events
 from docqa.jobs.runner import AnswerRequest, cancel_queued
@@ -54,6 +55,7 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
     limits = settings.server
     metrics = Metrics(executor.waiting)
     documents = Documents(settings)
+    reader = profile_for(settings)  # the defaults /v1/info reports
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -228,7 +230,7 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
         return {
             "version": __version__,
             "defaults": {
-                "k": settings.retrieval.k,
+                "k": reader.k,
                 "temperature": defaults.temperature,
                 "top_p": defaults.top_p,
                 "max_tokens": defaults.max_new_tokens,
