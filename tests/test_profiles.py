@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from docqa.answer.profiles import choose_profile, profile_for
+from docqa.answer.profiles import ReaderProfile, choose_profile, profile_for
 from docqa.answer.qa import QAService
 from docqa.config import Settings, load_settings
 from docqa.llm.header import ModelShape, model_shape
@@ -40,22 +40,12 @@ def test_the_demo_model_reads_evidence() -> None:
     assert demo is not None
     assert model_shape(demo) == ModelShape(134_515_008, 8192)
     profile = profile_for(settings())
-    assert (profile.name, profile.reads, profile.k, profile.context_tokens) == (
-        "evidence",
-        "evidence",
-        2,
-        None,
-    )
+    assert profile == ReaderProfile("evidence", "evidence", k=2, context_tokens=None)
 
 
 def test_a_7b_model_reads_passages_unless_its_context_is_short() -> None:
     profile = choose_profile(settings(), SEVEN_B)
-    assert (profile.name, profile.reads, profile.k, profile.context_tokens) == (
-        "passages",
-        "passages",
-        3,
-        1024,
-    )
+    assert profile == ReaderProfile("passages", "passages", k=3, context_tokens=1024)
     short = settings(llm={"context_length": 1024})
     assert choose_profile(short, SEVEN_B).name == "evidence"
     assert choose_profile(settings(), None).name == "evidence"  # no model to read
@@ -64,12 +54,7 @@ def test_a_7b_model_reads_passages_unless_its_context_is_short() -> None:
 def test_explicit_settings_win_over_the_profile() -> None:
     chosen = settings(retrieval={"k": 5}, answer={"reads": "evidence", "context_tokens": 300})
     profile = choose_profile(chosen, SEVEN_B)
-    assert (profile.name, profile.reads, profile.k, profile.context_tokens) == (
-        "passages",
-        "evidence",
-        5,
-        300,
-    )
+    assert profile == ReaderProfile("passages", "evidence", k=5, context_tokens=300)
     forced = settings(answer={"profile": "passages"})
     assert profile_for(forced).name == "passages"
 

@@ -7,7 +7,7 @@ these set in the settings wins over the profile.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -29,12 +29,7 @@ class ReaderProfile:
     context_tokens: int | None  # passages' share of the prompt; None: all the room there is
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "reads": self.reads,
-            "k": self.k,
-            "context_tokens": self.context_tokens,
-        }
+        return asdict(self)
 
 
 PROFILES: dict[ProfileName, ReaderProfile] = {
@@ -53,11 +48,11 @@ def choose_profile(settings: Settings, shape: ModelShape | None) -> ReaderProfil
         short = (context or PASSAGES_FROM_CONTEXT) < PASSAGES_FROM_CONTEXT
         name = "passages" if big and not short else "evidence"
     profile = PROFILES[name]
-    return ReaderProfile(
-        name,
-        settings.answer.reads or profile.reads,
-        settings.retrieval.k or profile.k,
-        settings.answer.context_tokens or profile.context_tokens,
+    return replace(
+        profile,
+        reads=settings.answer.reads or profile.reads,
+        k=settings.retrieval.k or profile.k,
+        context_tokens=settings.answer.context_tokens or profile.context_tokens,
     )
 
 
