@@ -55,8 +55,9 @@ lint: setup
 	$(POETRY) run ruff format --check .
 	$(POETRY) run mypy
 
-# Quality of docqa's variants and of the reference pipeline on the 20-F question set
-# (needs ../shared/data/manu-20f-2022-09-24.pdf; about 25 minutes).
+# docqa and the reference pipeline on both halves of the held-out 20-F question set, with
+# 95% intervals (needs ../shared/data/manu-20f-2022-09-24.pdf; about 10 minutes). Variants:
+# `poetry run python -m bench.quality --part retrieval` (or answers), on the tuning half.
 quality: setup
 	$(POETRY) install --with bench
 	$(POETRY) run python -m bench.quality

@@ -92,10 +92,10 @@ print(json.dumps({"load_s": loaded - started, "prompt_tokens": len(ids), "prompt
 """
 
 
-def model_files(folder: Path) -> dict[str, Path]:
-    """The two 7B-shaped files, written once (a few minutes) and reused."""
+def model_files(folder: Path, backends: tuple[str, ...] = tuple(FILES)) -> dict[str, Path]:
+    """The 7B-shaped files of those backends, written once (a few minutes each) and reused."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {backend: folder / name for backend, name in FILES.items()}
+    paths = {backend: folder / FILES[backend] for backend in backends}
     writers = {"llamacpp": write_gguf_llama, "ctransformers": write_ggjt_llama}
     for backend, path in paths.items():
         if not path.is_file() or path.stat().st_size < model_bytes() * 0.99:

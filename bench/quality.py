@@ -1,11 +1,13 @@
-"""Retrieval and answer quality on a question set: docqa's variants against the reference
-pipeline, side by side in one run. Writes bench/results/quality-PART.md and .json.
+"""Retrieval and answer quality on the 20-F: docqa against the reference pipeline, side by
+side in one run. Writes bench/results/quality-PART.md and .json.
 
-    poetry run python -m bench.quality [--questions FILE] [--pdf FILE] [--part PART]
+    poetry run python -m bench.quality [--part PART] [--questions FILE] [--pdf FILE]
 
-PART: retrieval (chunking and search variants, no LLM), answers (docqa and the reference
-pipeline answering every question with the SmolLM2 demo model), or all (the default).
-Indexes are cached in bench/.cache/ by their chunk settings.
+PART: halves (the default: docqa's defaults and the reference pipeline on the tuning and the
+test half of the held-out set, each measure with its 95% interval), retrieval (chunking and
+search variants, no LLM) or answers (answer variants with the SmolLM2 demo model), the
+variants on --questions (the tuning half unless given). Indexes are cached in bench/.cache/
+by their chunk settings.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ SEARCHES: dict[str, dict[str, Any]] = {
     "mmr 0.7": {"mmr_lambda": 0.7},
     "rrf k 20": {"rrf_k": 20},
 }
+EVAL = ROOT.parent / "tests/eval"
+HALVES = {"tuning": EVAL / "manu-20f-tuning.jsonl", "test": EVAL / "manu-20f-test.jsonl"}
 # Questions reworded away from the document's own words, where keyword search is weak.
-PARAPHRASED = ROOT.parent / "tests/eval/manu-20f-paraphrased.jsonl"
+PARAPHRASED = EVAL / "manu-20f-paraphrased.jsonl"
 ANSWERS: dict[str, dict[str, dict[str, Any]]] = {
     "default": {},
     "k 4": {"retrieval": {"k": 4}},
@@ -83,6 +87,42 @@ def build_index(pdf: Path, chunking: dict[str, Any], cache: Path) -> Path:
 
 def row(name: str, report: EvalReport) -> dict[str, Any]:
     return {"variant": name, **report.metrics()}
+
+
+def with_intervals(name: str, report: EvalReport) -> dict[str, Any]:
+    """The report's measures as "value [low, high]", its 95% bootstrap interval."""
+    intervals = report.intervals()
+    cells: dict[str, Any] = {"system": name}
+    for measure, value in report.metrics().items():
+        interval = intervals.get(measure)
+        cells[measure] = (
+            f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else value
+        )
+    return cells
+
+
+def halves_rows(pdf: Path, cache: Path) -> dict[str, list[dict[str, Any]]]:
+    """docqa's defaults and the reference pipeline on each half of the held-out set."""
+    from bench.reference import ReferencePipeline
+
+    service = QAService(settings_for(pdf.parent, build_index(pdf, {}, cache)))
+    service.load()
+    reference = ReferencePipeline(k=2)
+    reference.ingest([pdf])
+    systems = [("docqa", service), ("reference (500/50 chars, vector, k=2)", reference)]
+    sections = {}
+    for half, path in HALVES.items():
+        items = load_questions(path)
+        rows = []
+        for name, system in systems:
+            report = evaluate(system, items, DEPTH)
+            rows.append(with_intervals(name, report))
+            print(f"  {half}, {name}: {rows[-1]}", flush=True)
+            (RESULTS / f"quality-{half}-{name.split()[0]}.json").write_text(
+                json.dumps(report.to_json(), indent=1, ensure_ascii=False), encoding="utf-8"
+            )
+        sections[f"{half} half ({len(items)} items, {path.name})"] = rows
+    return sections
 
 
 def retrieval_rows(pdf: Path, items: list[EvalItem], cache: Path) -> list[dict[str, Any]]:
@@ -138,19 +178,19 @@ def answer_rows(pdf: Path, items: list[EvalItem], cache: Path) -> list[dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--questions", type=Path, default=ROOT.parent / "tests/eval/manu-20f.jsonl")
+    parser.add_argument("--part", choices=["halves", "retrieval", "answers"], default="halves")
+    parser.add_argument("--questions", type=Path, default=HALVES["tuning"])
     parser.add_argument("--pdf", type=Path, default=SHOWCASE)
-    parser.add_argument("--part", choices=["retrieval", "answers", "all"], default="all")
     args = parser.parse_args()
+    pdf, cache = args.pdf.resolve(), ROOT / ".cache"
+    if args.part == "halves":
+        heading = f"Quality on the held-out 20-F questions (depth {DEPTH}, 95% intervals)"
+        print(write("quality-halves", heading, halves_rows(pdf, cache)))
+        return
     items = load_questions(args.questions)
-    cache = ROOT / ".cache"
-    results: dict[str, list[dict[str, Any]]] = {}
-    if args.part in ("retrieval", "all"):
-        results["retrieval"] = retrieval_rows(args.pdf.resolve(), items, cache)
-    if args.part in ("answers", "all"):
-        results["answers"] = answer_rows(args.pdf.resolve(), items, cache)
+    rows = (retrieval_rows if args.part == "retrieval" else answer_rows)(pdf, items, cache)
     heading = f"Quality on {args.questions.name} ({len(items)} items, depth {DEPTH})"
-    print(write(f"quality-{args.part}", heading, results))
+    print(write(f"quality-{args.part}", heading, {args.part: rows}))
 
 
 if __name__ == "__main__":

@@ -103,4 +103,5 @@ class ReferencePipeline:
             sources,
             Timings(0.0, None, seconds, seconds),
             abstained=is_abstention(text),
+            read=tuple(d.page_content for d in documents),  # the "stuff" chain reads them all
         )

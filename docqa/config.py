@@ -73,7 +73,7 @@ class RetrievalSettings(_Section):
         description="Vector search is exact up to this many chunks; a larger index is built "
         "as an approximate (HNSW) one at the next ingest.",
     )
-    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    rrf_k: int = Field(10, ge=1, description="Reciprocal rank fusion constant.")
     vector_weight: float = Field(
         0.3, ge=0.0, description="Weight of vector search in the fusion; keyword search has 1."
     )

@@ -11,6 +11,7 @@ _TYPOGRAPHY = str.maketrans(
 )
 _TERM = re.compile(r"[£$€%]?[a-z0-9]+(?:[.'][a-z0-9]+)*%?")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
 # fmt: off
 STOPWORDS = frozenset(
     {
@@ -39,6 +40,11 @@ def contains(text: str, candidates: list[str]) -> bool:
 def terms(text: str) -> list[str]:
     """Keyword-search terms: folded words and numbers, no stop words, plurals made singular."""
     return [_singular(term) for term in _TERM.findall(fold(text)) if term not in STOPWORDS]
+
+
+def years(text: str) -> set[str]:
+    """The years (1900-2099) a text names."""
+    return set(_YEAR.findall(text))
 
 
 def numbers(text: str) -> set[str]:

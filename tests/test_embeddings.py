@@ -73,7 +73,7 @@ def test_torch_free_runtimes_agree_with_sentence_transformers(
             "service = QAService(load_settings(None))\n"
             "service.load(with_llm=False)\n"
             "print(len(service.search('Who chairs the board?')))\n",
-            ["2"],
+            ["4"],  # the evidence profile's k
         ),
     ],
     ids=["ingest", "question"],

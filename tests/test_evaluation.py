@@ -64,7 +64,8 @@ def test_metrics() -> None:
     )
     report = evaluate(system, items, k=4)
     metrics = report.metrics()
-    assert (metrics["hit@1"], metrics["hit@4"], metrics["mrr"]) == (0.3333, 0.6667, 0.5)
+    hits = (metrics["hit@1"], metrics["hit@2"], metrics["hit@4"])
+    assert (*hits, metrics["mrr"]) == (0.3333, 0.6667, 0.6667, 0.5)
     assert metrics["answer_accuracy"] == 0.3333
     assert metrics["abstention_accuracy"] == 0.5
     assert metrics["false_abstentions"] == 0.3333
@@ -82,7 +83,7 @@ def test_context_recall_intervals_and_paired_differences() -> None:
     script = {f"q{n}?": ([n, 99, 98] if n <= 10 else [99, 98, n], "x") for n in range(1, 21)}
     report = evaluate(Scripted(script), items, k=4)
     metrics, intervals = report.metrics(), report.intervals()
-    assert metrics["context_recall"] == 0.5
+    assert metrics["context_recall"] == metrics["hit@2"] == 0.5
     low, high = intervals["context_recall"]
     assert low < 0.5 < high
     assert intervals["hit@4"] == (1.0, 1.0)

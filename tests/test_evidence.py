@@ -1,8 +1,9 @@
 """Evidence sentences: splitting pypdf text into sentences, and ranking them."""
 
 import numpy as np
+import pytest
 
-from docqa.answer.evidence import Evidence, excerpts, select, sentences
+from docqa.answer.evidence import YEAR_WEIGHT, Evidence, excerpts, select, sentences
 
 
 def test_sentences_respect_titles_quotes_and_wrapped_lines() -> None:
@@ -48,3 +49,11 @@ def test_excerpts_add_each_sentence_before_once_in_document_order() -> None:
     # Two picks side by side: "Two" is both a pick and the sentence before "Three".
     assert excerpts(passages, chosen) == {1: "One here now. Two here now. Three here now."}
     assert excerpts(passages, [Evidence(2, 0, "Five is it.", 1.0)]) == {2: "Five is it."}
+
+
+def test_select_prefers_the_year_asked_about_over_the_other_columns() -> None:
+    passages = {1: "Broadcasting revenue (2022): 214,847. Broadcasting revenue (2021): 254,815."}
+    words_only = lambda term: 0.0 if term.isdigit() else 1.0  # noqa: E731
+    best = select("Broadcasting revenue in fiscal 2021?", passages, fake_embed, words_only, 1.0)
+    assert best[0].text == "Broadcasting revenue (2021): 254,815."
+    assert best[0].score - best[1].score == pytest.approx(2 * YEAR_WEIGHT)

@@ -49,7 +49,14 @@ def test_template_junk_and_wrong_citations_go() -> None:
 
 @pytest.mark.parametrize(
     "answer",
-    ["The documents do not say.", "The passages don't mention it.", "I don't know.", "", " "],
+    [
+        "The documents do not say.",
+        "The passages don't mention it.",
+        "It is not explicitly stated.",
+        "I don't know.",
+        "",
+        " ",
+    ],
 )
 def test_abstentions_are_recognised(answer: str) -> None:
     assert check(answer) == (ABSTENTION, True)
@@ -64,3 +71,12 @@ def test_a_sentence_of_citations_alone_is_no_answer() -> None:
     assert check("[1][2].") == (ABSTENTION, True)
     text, _ = check("Old Trafford seats 74,240. [2].")
     assert text == "Old Trafford seats 74,240 [2]."
+
+
+def test_citations_name_the_sources_read_even_when_they_skip_numbers() -> None:
+    read = {2: PASSAGES[2], 4: PASSAGES[1]}  # evidence came from sources 2 and 4 only
+    grounded = ground("The minimum guarantee is £750 million.", "How much must adidas pay?", read)
+    assert (grounded.text, grounded.citations) == (
+        "The minimum guarantee is £750 million [4].",
+        [4],
+    )

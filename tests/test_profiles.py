@@ -40,7 +40,7 @@ def test_the_demo_model_reads_evidence() -> None:
     assert demo is not None
     assert model_shape(demo) == ModelShape(134_515_008, 8192)
     profile = profile_for(settings())
-    assert profile == ReaderProfile("evidence", "evidence", k=2, context_tokens=None)
+    assert profile == ReaderProfile("evidence", "evidence", k=4, context_tokens=None)
 
 
 def test_a_7b_model_reads_passages_unless_its_context_is_short() -> None:

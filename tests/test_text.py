@@ -1,6 +1,6 @@
 """Text folding for comparisons, keyword terms and numbers."""
 
-from docqa.text import contains, fold, numbers, terms
+from docqa.text import contains, fold, numbers, terms, years
 
 
 def test_fold_ignores_case_spacing_separators_and_typography() -> None:
@@ -22,3 +22,7 @@ def test_terms_drop_stopwords_and_plurals() -> None:
 
 def test_numbers_are_folded() -> None:
     assert numbers("£583,201 thousand, up 18.0% since 2021") == {"583201", "18.0", "2021"}
+
+
+def test_years_are_four_digit_numbers_of_this_and_the_last_century() -> None:
+    assert years("fiscal 2021 (year ended 30 June 2021), not 1850 or 20,210") == {"2021"}

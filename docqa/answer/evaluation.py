@@ -246,10 +246,15 @@ def evaluate(
 
 def measures(k: int, answered: bool) -> list[str]:
     """The per-item measures a report averages (answer ones only when it answered)."""
-    names = ["hit@1", f"hit@{k}", "mrr"]
+    names = [f"hit@{depth}" for depth in hit_depths(k)] + ["mrr"]
     if answered:
         names += ["answer_accuracy", "abstention_accuracy", "false_abstentions", "context_recall"]
     return names
+
+
+def hit_depths(k: int) -> list[int]:
+    """The depths hit rates are reported at: the first chunk, the first two, and k."""
+    return sorted({1, min(2, k), k})
 
 
 def item_values(item: dict[str, Any], k: int) -> dict[str, float | None]:
@@ -261,9 +266,12 @@ def item_values(item: dict[str, Any], k: int) -> dict[str, float | None]:
     def flag(value: object, applies: bool = True) -> float | None:
         return None if value is None or not applies else float(bool(value))
 
+    hits = {
+        f"hit@{depth}": flag(rank is not None and rank <= depth, answerable)
+        for depth in hit_depths(k)
+    }
     return {
-        "hit@1": flag(rank == 1, answerable),
-        f"hit@{k}": flag(rank is not None, answerable),
+        **hits,
         "mrr": (1 / rank if rank else 0.0) if answerable else None,
         "answer_accuracy": flag(correct, answerable),
         "abstention_accuracy": flag(correct, not answerable),

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from docqa.text import terms
+from docqa.text import terms, years
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,6 +24,7 @@ _SENTENCE_END = re.compile(
     r"(?:(?<=[.!?;])|(?<=[.!?;][\"\u201d\u2019')]))\s+(?=[A-Z£$€\"\u201c(\d])"
 )
 MAX_WORDS = 60  # longer "sentences" (tables, lists) are cut at their line breaks
+YEAR_WEIGHT = 0.3  # score added for naming a year the question asks about (taken for another)
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,24 @@ def select(
     similarity = vectors[1:] @ vectors[0]
     weights = {term: idf(term) for term in set(terms(question))}
     total = sum(weights.values()) or 1.0
+    asked = years(question)
     scored = []
     for (n, index, sentence), cosine in zip(candidates, similarity.tolist(), strict=True):
         overlap = sum(weights[term] for term in set(terms(sentence)) & weights.keys()) / total
-        scored.append(Evidence(n, index, sentence, cosine + keyword_weight * overlap))
+        score = cosine + keyword_weight * overlap + _year_match(asked, sentence)
+        scored.append(Evidence(n, index, sentence, score))
     return sorted(scored, key=lambda evidence: -evidence.score)
+
+
+def _year_match(asked: set[str], sentence: str) -> float:
+    """A bonus for a sentence that names a year the question asks about, a penalty for one
+    that names only other years: a figure for 2021 is no answer about 2022."""
+    if not asked:
+        return 0.0
+    named = years(sentence)
+    if named & asked:
+        return YEAR_WEIGHT
+    return -YEAR_WEIGHT if named else 0.0
 
 
 def excerpts(passages: dict[int, str], chosen: list[Evidence]) -> dict[int, str]:

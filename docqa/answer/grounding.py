@@ -18,7 +18,8 @@ MIN_WORD_SUPPORT = 0.6  # share of a sentence's words found in the passages or t
 
 _ABSTAINS = re.compile(
     r"\b(?:do(?:es)?(?: not|n't) (?:say|mention|state|contain|provide|specify|include)"
-    r"|not (?:mentioned|stated|provided|specified|given|available|included)"
+    r"|not (?:explicitly |specifically |directly )?"
+    r"(?:mentioned|stated|provided|specified|given|available|included)"
     r"|no (?:information|mention|data)|(?:cannot|can't|could not|unable to) "
     r"(?:find|determine|answer|tell)|i (?:do not|don't) know)\b",
     re.IGNORECASE,
@@ -75,7 +76,7 @@ def ground(answer: str, question: str, passages: dict[int, str]) -> GroundedAnsw
             if kept:
                 break  # chatter after the answer
             continue  # chatter before it
-        kept.append(_cite(sentence, support, len(passages)))
+        kept.append(_cite(sentence, support))
         cited.extend(n for n in support if n not in cited)
         if trimmed:
             break
@@ -109,10 +110,11 @@ def _support(
     return [best] if best is not None and overlap[best] else None
 
 
-def _cite(sentence: str, support: list[int], count: int) -> str:
-    """The sentence with only valid citations, ending with those of its support."""
+def _cite(sentence: str, support: list[int]) -> str:
+    """The sentence without its own citation marks, ending with those of its support (passage
+    numbers, which need not run from 1: the model may read only some of the sources)."""
     body = _CITATION.sub("", sentence).strip()
     end = body[-1] if body and body[-1] in ".!?" else ""
     body = body[: len(body) - len(end)].rstrip()
-    marks = "".join(f"[{n}]" for n in support if 1 <= n <= count)
+    marks = "".join(f"[{n}]" for n in support)
     return f"{body} {marks}{end or '.'}"

@@ -33,7 +33,7 @@ class ReaderProfile:
 
 
 PROFILES: dict[ProfileName, ReaderProfile] = {
-    "evidence": ReaderProfile("evidence", "evidence", k=2, context_tokens=None),
+    "evidence": ReaderProfile("evidence", "evidence", k=4, context_tokens=None),
     "passages": ReaderProfile("passages", "passages", k=3, context_tokens=1024),
 }
 
