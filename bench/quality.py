@@ -54,7 +54,7 @@ HALVES = {"tuning": EVAL / "manu-20f-tuning.jsonl", "test": EVAL / "manu-20f-tes
 PARAPHRASED = EVAL / "manu-20f-paraphrased.jsonl"
 ANSWERS: dict[str, dict[str, dict[str, Any]]] = {
     "default": {},
-    "k 4": {"retrieval": {"k": 4}},
+    "k 2": {"retrieval": {"k": 2}},
     "evidence 1 sentence": {"answer": {"evidence_sentences": 1}},
     "evidence 3 sentences": {"answer": {"evidence_sentences": 3}},
     "reads whole passages": {"answer": {"reads": "passages"}},

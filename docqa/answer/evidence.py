@@ -24,7 +24,7 @@ _SENTENCE_END = re.compile(
     r"(?:(?<=[.!?;])|(?<=[.!?;][\"\u201d\u2019')]))\s+(?=[A-Z£$€\"\u201c(\d])"
 )
 MAX_WORDS = 60  # longer "sentences" (tables, lists) are cut at their line breaks
-YEAR_WEIGHT = 0.3  # score added for naming a year the question asks about (taken for another)
+YEAR_WEIGHT = 0.3  # added for naming a year the question asks about, taken off for only others
 
 
 @dataclass(frozen=True)
