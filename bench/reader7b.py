@@ -38,22 +38,17 @@ def run(model: Path, generate: int) -> dict[str, Any]:
         started = time.perf_counter()
         service.load()
         loaded = time.perf_counter() - started
-        context = service.prepare(QUESTION)
-        llm = service.llm
-        passages = [passage["text"] for passage in context.reading]
-        chunks = {source.n: source.text for source in context.sources}
         answer = service.ask(QUESTION)
-    completion = answer.completion
+    llm, completion = service.llm, answer.completion
     assert completion is not None, "the 7B generated nothing"
+    chunks = {source.text for source in answer.sources}
     return {
         "profile": service.reader.name,
         "k": service.reader.k,
         "context budget (tokens)": service.reader.context_tokens,
-        "passages read": len(passages),
-        "whole chunks": all(
-            p == chunks[r["n"]] for p, r in zip(passages, context.reading, strict=True)
-        ),
-        "passage tokens": sum(llm.count_tokens(text) for text in passages),
+        "passages read": len(answer.read),
+        "whole chunks": all(text in chunks for text in answer.read),
+        "passage tokens": sum(llm.count_tokens(text) for text in answer.read),
         "prompt tokens": completion.prompt_tokens,
         "context length": llm.context_length,
         "generated tokens": completion.completion_tokens,
