@@ -95,7 +95,7 @@ class RetrievalSettings(_Section):
 class AnswerSettings(_Section):
     profile: Literal["auto", "evidence", "passages"] = Field(
         "auto",
-        description="Reader profile: evidence (2 chunks, their best sentences) or passages "
+        description="Reader profile: evidence (4 chunks, their best sentences) or passages "
         "(3 whole chunks, at most 1024 tokens of them). auto: passages for models of 1B "
         "parameters or more with a context of 2048 tokens or more (from the model file's "
         "header), else evidence.",
@@ -117,10 +117,14 @@ class AnswerSettings(_Section):
     )
     quote_unsupported: bool = Field(
         True,
-        description="When the model's answer fails the grounding checks, quote the best "
-        "evidence sentence instead (if it scores at least min_quote_score).",
+        description="When the model's answer fails the checks, quote the best evidence "
+        "sentence instead: always when the answer contradicts it (a figure for another year "
+        "than asked; with the evidence profile, anything it does not say), and when the model "
+        "declined, if the sentence scores at least min_quote_score.",
     )
-    min_quote_score: float = Field(1.3, description="Evidence score needed to quote it.")
+    min_quote_score: float = Field(
+        1.3, description="Evidence score needed to quote it in place of a declined answer."
+    )
 
 
 class Sampling(_Section):

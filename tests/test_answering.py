@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from docqa.answer.chain import ChainResult
+from docqa.answer.evidence import Evidence
 from docqa.answer.prompts import qa_prompt_template
-from docqa.answer.qa import QAService
+from docqa.answer.qa import Context, QAService
 from docqa.answer.results import Timings, Turn
 from docqa.config import load_settings
 from docqa.errors import UsageError
@@ -97,3 +98,39 @@ def test_answers_are_checked_against_what_the_model_read(project: Path) -> None:
     checked = service._answer(context, timings, ChainResult(answer, unstated, completion))
     assert checked.revision in {"quoted", "declined"}
     assert checked.answer != kept.answer
+
+
+BROADCASTING = (
+    "Broadcasting revenue was £214.9 million, £254.8 million and £140.2 million for the years "
+    "ended 30 June 2022, 2021 and 2020, respectively."
+)
+READ = [
+    {"n": 1, "text": BROADCASTING},
+    {"n": 2, "text": "Broadcasting revenue comes from the Premier League and UEFA."},
+]
+
+
+@pytest.mark.parametrize(
+    ("profile", "answer", "revision"),
+    [
+        ("evidence", "Broadcasting revenue was £254.8 million.", "cited"),
+        ("evidence", "Broadcasting revenue was £214.9 million.", "quoted"),  # 2022's figure
+        ("passages", "Broadcasting revenue was £214.9 million.", "quoted"),
+        ("evidence", "It comes from the Premier League [2].", "quoted"),  # not what [1] says
+        ("passages", "It comes from the Premier League [2].", None),  # kept as it came
+    ],
+)
+def test_an_answer_that_contradicts_the_best_evidence_is_replaced_by_it(
+    profile: str, answer: str, revision: str | None
+) -> None:
+    question = "What was Broadcasting revenue in fiscal 2021?"
+    service = QAService(load_settings(None, {"answer": {"profile": profile}}, environ={}))
+    best = Evidence(1, 0, BROADCASTING, 1.5)
+    context = Context(question, question, [], READ, [best], "")
+    completion = Completion("x", 1, 1, 0.0, 0.0, "stop")
+    checked = service._answer(
+        context, Timings(0.0, 0.0, 0.0, 0.0), ChainResult(answer, READ, completion)
+    )
+    assert checked.revision == revision
+    if revision == "quoted":
+        assert checked.answer == f'The documents say: "{BROADCASTING}" [1]'

@@ -2,7 +2,8 @@
 
 import pytest
 
-from docqa.answer.grounding import ABSTENTION, ground, is_abstention
+from docqa.answer.figures import figure_years, wrong_year
+from docqa.answer.grounding import ABSTENTION, agrees, ground, is_abstention
 
 PASSAGES = {
     1: "The minimum guarantee payable by adidas over the term is equal to £750 million.",
@@ -80,3 +81,60 @@ def test_citations_name_the_sources_read_even_when_they_skip_numbers() -> None:
         "The minimum guarantee is £750 million [4].",
         [4],
     )
+
+
+def test_a_bare_amount_gets_the_currency_the_passages_give_it() -> None:
+    assert check("The guarantee is 750 million.")[0] == "The guarantee is £750 million [1]."
+
+
+SIDE_BY_SIDE = (
+    "Our Broadcasting revenue was £214.9 million, £254.8 million and £140.2 million for each of "
+    "the years ended 30 June 2022, 2021 and 2020, respectively."
+)
+COMPARATIVE = (
+    "The fair value of investment properties as of 30 June 2022 was £38,250,000 "
+    "(2021: £24,700,000)."
+)
+
+
+def test_figures_are_read_with_the_years_they_are_given_for() -> None:
+    assert figure_years(SIDE_BY_SIDE) == {"214.9": {"2022"}, "254.8": {"2021"}, "140.2": {"2020"}}
+    assert figure_years(COMPARATIVE) == {"38250000": {"2022"}, "24700000": {"2021"}}
+    # the current figure's year is known only when the sentence names it
+    assert figure_years("It was £38.3 million (2021: £24.7 million).") == {"24.7": {"2021"}}
+    assert figure_years(PASSAGES[1]) == {}
+
+
+@pytest.mark.parametrize(
+    ("answer", "question", "wrong"),
+    [
+        ("£214.9 million [1].", "What was Broadcasting revenue in fiscal 2021?", True),
+        ("£254.8 million [1].", "What was Broadcasting revenue in fiscal 2021?", False),
+        ("£214.9 million.", "What was Broadcasting revenue in the year to June 2022?", False),
+        ("£214.9 million.", "What was Broadcasting revenue?", False),  # no year asked
+        ("It was £24,700,000.", "The fair value of investment properties in 2022?", True),
+        ("It was £38,250,000.", "The fair value of investment properties in 2022?", False),
+        ("It was £38,250,000.", "The fair value of investment properties in 2021?", True),
+    ],
+)
+def test_a_figure_for_another_year_than_asked_is_wrong(
+    answer: str, question: str, wrong: bool
+) -> None:
+    sentence = SIDE_BY_SIDE if "Broadcasting" in question else COMPARATIVE
+    assert wrong_year(answer, sentence, question) is wrong
+
+
+@pytest.mark.parametrize(
+    ("answer", "agreed"),
+    [
+        ("Old Trafford opened on 19 February 1910 [2].", True),
+        ("It seats 74,240 people.", True),
+        ("It seats 75,000 people.", False),  # a figure the sentence does not give
+        ("Old Trafford is in Manchester.", False),  # words the sentence does not use
+        ("When did Old Trafford open?", False),  # the question said back: no answer
+    ],
+)
+def test_an_answer_agrees_with_a_sentence_by_its_figures_or_its_own_words(
+    answer: str, agreed: bool
+) -> None:
+    assert agrees(answer, PASSAGES[2], "When did Old Trafford open?") is agreed

@@ -40,12 +40,12 @@ def test_the_demo_model_reads_evidence() -> None:
     assert demo is not None
     assert model_shape(demo) == ModelShape(134_515_008, 8192)
     profile = profile_for(settings())
-    assert profile == ReaderProfile("evidence", "evidence", k=4, context_tokens=None)
+    assert profile == ReaderProfile("evidence", "evidence", 4, None, must_match_best=True)
 
 
 def test_a_7b_model_reads_passages_unless_its_context_is_short() -> None:
     profile = choose_profile(settings(), SEVEN_B)
-    assert profile == ReaderProfile("passages", "passages", k=3, context_tokens=1024)
+    assert profile == ReaderProfile("passages", "passages", 3, 1024, must_match_best=False)
     short = settings(llm={"context_length": 1024})
     assert choose_profile(short, SEVEN_B).name == "evidence"
     assert choose_profile(settings(), None).name == "evidence"  # no model to read
@@ -54,7 +54,7 @@ def test_a_7b_model_reads_passages_unless_its_context_is_short() -> None:
 def test_explicit_settings_win_over_the_profile() -> None:
     chosen = settings(retrieval={"k": 5}, answer={"reads": "evidence", "context_tokens": 300})
     profile = choose_profile(chosen, SEVEN_B)
-    assert profile == ReaderProfile("passages", "evidence", k=5, context_tokens=300)
+    assert profile == ReaderProfile("passages", "evidence", 5, 300, must_match_best=False)
     forced = settings(answer={"profile": "passages"})
     assert profile_for(forced).name == "passages"
 

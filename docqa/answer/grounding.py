@@ -4,6 +4,7 @@ A sentence of the model's answer is kept when every number in it appears in a pa
 most of its words appear in the passages or the question; a sentence that fails keeps its
 first clause if that passes. The answer is the first run of supported sentences: small
 models tend to wrap an answer in invented chatter. Each kept sentence cites its passages.
+A small model's answer must also say what the best evidence sentence says.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from docqa.text import numbers, terms
+from docqa.text import numbers, terms, years
 
 ABSTENTION = "The documents do not say."
 MIN_WORD_SUPPORT = 0.6  # share of a sentence's words found in the passages or the question
+MIN_AGREEMENT = 0.5  # share of an answer's own words (not the question's) in the best sentence
 
 _ABSTAINS = re.compile(
     r"\b(?:do(?:es)?(?: not|n't) (?:say|mention|state|contain|provide|specify|include)"
@@ -32,6 +34,7 @@ _PREFIX = re.compile(
 )
 _CLAUSE = re.compile(r",\s+(?:which|who|whose|where|while|with|and|making|meaning)\b|\s+\(")
 _JUNK = re.compile(r"<\|[^|>]*\|>|</?s>|\[/?INST\]|<</?SYS>>")
+_BARE_AMOUNT = re.compile(r"(?<![£$€\d.,])(\d[\d,]*(?:\.\d+)?)(?= (?:million|billion)\b)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[(\"'£$€0-9])")
 
 
@@ -82,7 +85,31 @@ def ground(answer: str, question: str, passages: dict[int, str]) -> GroundedAnsw
             break
     if not kept:
         return GroundedAnswer(ABSTENTION, True, [], len(sentences))
-    return GroundedAnswer(" ".join(kept), False, cited, len(sentences) - len(kept))
+    answer = _with_currency(" ".join(kept), " ".join(passages.values()))
+    return GroundedAnswer(answer, False, cited, len(sentences) - len(kept))
+
+
+def _with_currency(answer: str, passages: str) -> str:
+    """The answer with the currency sign the passages give each of its bare amounts
+    ("254.8 million" is "£254.8 million" when that is how the passages write it)."""
+
+    def signed(match: re.Match[str]) -> str:
+        signs = set(re.findall(rf"([£$€])\s?{re.escape(match[1])}\b", passages))
+        return f"{signs.pop()}{match[0]}" if len(signs) == 1 else match[0]
+
+    return _BARE_AMOUNT.sub(signed, answer)
+
+
+def agrees(answer: str, sentence: str, question: str) -> bool:
+    """Whether the answer says what `sentence` says: the sentence holds the answer's figures
+    (years and single digits aside), or, when it gives none, most of its own words (words
+    the question does not use)."""
+    body = uncited(answer)
+    figures = {n for n in numbers(body) - years(body) if len(n) > 1}
+    if figures:
+        return figures <= numbers(sentence)
+    own = set(terms(body)) - set(terms(question))  # none: the question said back
+    return bool(own) and len(own & set(terms(sentence))) / len(own) >= MIN_AGREEMENT
 
 
 def _support(

@@ -1,8 +1,9 @@
 """Reader profiles: how much of the retrieved text the LLM reads, chosen from the model's size.
 
-A 135M model answers best from the two sentences that best match the question; a model of a
-billion parameters or more reads whole passages, more of them, in a bounded prompt. Any of
-these set in the settings wins over the profile.
+A 135M model answers best from the two sentences that best match the question, and its answer
+is kept only when it says what the best of them says; a model of a billion parameters or more
+reads whole passages, more of them, in a bounded prompt. Any of these set in the settings wins
+over the profile.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ class ReaderProfile:
     reads: Literal["evidence", "passages"]
     k: int  # chunks retrieved
     context_tokens: int | None  # passages' share of the prompt; None: all the room there is
+    must_match_best: bool  # an answer that disagrees with the best evidence sentence is replaced
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
 PROFILES: dict[ProfileName, ReaderProfile] = {
-    "evidence": ReaderProfile("evidence", "evidence", k=4, context_tokens=None),
-    "passages": ReaderProfile("passages", "passages", k=3, context_tokens=1024),
+    "evidence": ReaderProfile("evidence", "evidence", 4, None, must_match_best=True),
+    "passages": ReaderProfile("passages", "passages", 3, 1024, must_match_best=False),
 }
 
 

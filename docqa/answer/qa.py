@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docqa.answer.evidence import Evidence, excerpts, select
-from docqa.answer.grounding import ABSTENTION, ground, uncited
+from docqa.answer.figures import wrong_year
+from docqa.answer.grounding import ABSTENTION, agrees, ground, uncited
 from docqa.answer.profiles import ReaderProfile, profile_for
 from docqa.answer.prompts import fit_passages, qa_prompt_template
 from docqa.answer.results import (
@@ -400,14 +401,21 @@ class QAService:
         text, abstained = grounded.text, grounded.abstained
         revision: Revision | None = "declined" if abstained else None
         settings = self.settings.answer
-        if abstained and settings.quote_unsupported and context.evidence:
-            best = context.evidence[0]
-            if best.score >= settings.min_quote_score:
-                text, abstained, revision = (
-                    f'The documents say: "{best.text}" [{best.n}]',
-                    False,
-                    "quoted",
-                )
+        best = context.evidence[0] if context.evidence else None
+        if (
+            best
+            and settings.quote_unsupported
+            and (
+                best.score >= settings.min_quote_score
+                if abstained
+                else not self._matches(text, best.text, context.query)
+            )
+        ):
+            text, abstained, revision = (
+                f'The documents say: "{best.text}" [{best.n}]',
+                False,
+                "quoted",
+            )
         if revision is None and text != result.answer:
             revision = (
                 "trimmed"
@@ -423,6 +431,14 @@ class QAService:
             read=tuple(read.values()),
             **common,
         )
+
+    def _matches(self, answer: str, best: str, query: str) -> bool:
+        """Whether a grounded answer stands beside the best evidence sentence: it gives no
+        figure that sentence states for another year than asked, and, when the profile wants
+        it, says what the sentence says."""
+        if wrong_year(answer, best, query):
+            return False
+        return agrees(answer, best, query) or not self.reader.must_match_best
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         assert self._embedder is not None
