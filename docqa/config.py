@@ -40,6 +40,14 @@ class EmbeddingSettings(_Section):
     batch_size: int = Field(4, ge=1, description="Texts embedded per batch.")
 
 
+class LoadingSettings(_Section):
+    ocr: Literal["auto", "off", "always"] = Field(
+        "auto",
+        description="OCR (offline, RapidOCR): auto reads the pages that have no text layer "
+        "from their image, always reads every page so, off never.",
+    )
+
+
 class ChunkingSettings(_Section):
     chunk_tokens: int = Field(
         200,
@@ -236,6 +244,7 @@ class ServerSettings(_Section):
 class Settings(_Section):
     paths: PathSettings = PathSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
+    loading: LoadingSettings = LoadingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()

@@ -92,6 +92,7 @@ def test_shipped_config_matches_the_defaults() -> None:
     assert set(Settings.model_fields) == {
         "paths",
         "embedding",
+        "loading",
         "chunking",
         "retrieval",
         "answer",

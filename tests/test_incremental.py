@@ -177,7 +177,7 @@ def test_a_folder_of_bad_files_is_indexed_with_a_reason_for_each(tmp_path: Path)
         "dangling.pdf": f"broken link to {tmp_path / 'nowhere.pdf'}",
         "locked.pdf": "encrypted, and it needs a password: save a copy without one",
         "picture.pdf": "not a PDF (no %PDF header: another kind of file named .pdf?)",
-        "scan.pdf": "no extractable text on its 4 pages (scanned? docqa does not do OCR)",
+        "scan.pdf": "no text on its 4 pages, even by OCR",
         "truncated.pdf": failed["truncated.pdf"],
         "zero.pdf": "empty file (0 bytes)",
     }

@@ -33,7 +33,7 @@ class Recorder(IngestProgress):
     def file(self, source: str, pages: int) -> None:
         self.events.append(("file", (source, pages)))
 
-    def page(self) -> None:
+    def page(self, ocr: bool = False) -> None:
         self.events.append(("page", 1))
 
     def chunked(self, chunks: int) -> None:
@@ -51,7 +51,7 @@ def test_ingest_reports_progress_and_failures(tmp_path: Path) -> None:
     assert [f.source for f in report.files] == ["orchard.pdf", "travel/ferries.pdf"]
     assert (report.pages, report.chunks) == (5, 5)
     failed = {failure.source: failure.reason for failure in report.failed}
-    assert failed["scan.pdf"].startswith("no extractable text on its 3 pages")
+    assert failed["scan.pdf"] == "no text on its 3 pages, even by OCR"
     assert "OCR" in failed["scan.pdf"]
     assert "not a readable PDF" in failed["broken.pdf"]
     assert recorder.events[0] == ("start", 4)

@@ -448,7 +448,15 @@ class QAService:
 def _sources(hits: list[Hit], texts: list[str] | None = None) -> list[Source]:
     """Hits as numbered sources, with their passage texts when those differ from the chunk's."""
     return [
-        Source(n, hit.source, hit.page, texts[n - 1] if texts else hit.text, hit.score, hit.also)
+        Source(
+            n,
+            hit.source,
+            hit.page,
+            texts[n - 1] if texts else hit.text,
+            hit.score,
+            hit.also,
+            hit.ocr,
+        )
         for n, hit in enumerate(hits, start=1)
     ]
 

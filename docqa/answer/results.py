@@ -26,6 +26,7 @@ class Source:
     text: str
     score: float
     also: tuple[str, ...] = ()  # other names of the same file
+    ocr: bool = False  # the page's text was read from its image
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def sources_dict(sources: list[Source]) -> list[dict[str, Any]]:
             "source": s.source,
             "also": list(s.also),
             "page": s.page,
+            "ocr": s.ocr,
             "text": s.text,
             "score": round(s.score, 4),
         }

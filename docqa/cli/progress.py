@@ -1,4 +1,4 @@
-"""A live ingest progress display on stderr: files, pages and chunks."""
+"""A live ingest progress display on stderr: files, pages (and how many were OCR'd), chunks."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class RichIngestProgress(IngestProgress):
         self._files = self._progress.add_task("files", total=None, detail="")
         self._pages = self._progress.add_task("pages", total=0, detail="")
         self._chunks = self._progress.add_task("embedded", total=0, detail="chunks")
+        self._ocr_pages = 0
 
     def __enter__(self) -> RichIngestProgress:
         self._progress.start()
@@ -48,8 +49,10 @@ class RichIngestProgress(IngestProgress):
     def skipped(self) -> None:
         self._progress.update(self._files, advance=1)
 
-    def page(self) -> None:
-        self._progress.update(self._pages, advance=1)
+    def page(self, ocr: bool = False) -> None:
+        self._ocr_pages += ocr
+        detail = f"{self._ocr_pages} by OCR" if self._ocr_pages else ""
+        self._progress.update(self._pages, advance=1, detail=detail)
 
     def chunked(self, chunks: int) -> None:
         total = self._progress.tasks[self._chunks].total or 0

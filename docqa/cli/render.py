@@ -78,7 +78,8 @@ def sources_text(answer: Answer) -> str:
     lines = ["Sources:"]
     for s in answer.sources:
         also = f" (also {', '.join(s.also)})" if s.also else ""
-        lines.append(f"  [{s.n}] {s.source}{also}, page {s.page} (score {s.score:.3f})")
+        ocr = " (OCR)" if s.ocr else ""
+        lines.append(f"  [{s.n}] {s.source}{also}, page {s.page}{ocr} (score {s.score:.3f})")
         lines.append(textwrap.indent(s.text, INDENT))
     return "\n".join(lines)
 
@@ -110,7 +111,9 @@ def timings_text(
 
 def ingest_summary(report: IngestReport) -> str:
     files = len(report.files)
-    size = f"{files} file{'s' if files != 1 else ''} ({report.pages} pages, {report.chunks} chunks)"
+    ocr = report.manifest.ocr_pages if report.manifest else 0
+    pages = f"{report.pages} pages" + (f", {ocr} of them by OCR" if ocr else "")
+    size = f"{files} file{'s' if files != 1 else ''} ({pages}, {report.chunks} chunks)"
     if not report.written:
         lines = [f"Index is up to date: {size}, nothing new to read ({report.seconds:.1f} s)"]
     else:
@@ -156,7 +159,7 @@ def status_text(status: IndexStatus, settings: Settings) -> str:
         f"Files:       {len(m.files)} indexed"
         + (f" ({copies} of them copies)" if copies else "")
         + (f", {len(m.failed)} failed" if m.failed else ""),
-        f"Pages:       {m.pages}",
+        f"Pages:       {m.pages}" + (f" ({ocr} read by OCR)" if (ocr := m.ocr_pages) else ""),
         f"Chunks:      {m.chunks}",
         f"Embedding:   {m.embedding.model} ({m.embedding.dimension} dimensions), chunks of at "
         f"most {chunking['chunk_tokens']} word pieces, {chunking['overlap_tokens']} overlapping",
@@ -180,6 +183,9 @@ def status_text(status: IndexStatus, settings: Settings) -> str:
                 lines.append(f"  ... and {len(names) - LISTED} more {kind}")
     else:
         lines.append(f"Data folder: {settings.paths.data}: up to date")
+    fallback = [entry.source for entry in m.files if entry.parser != "pypdf"]
+    if fallback:
+        lines.append("Read by pypdfium2 (pypdf could not): " + ", ".join(fallback[:LISTED]))
     if m.failed:
         lines.append("Failed (not in the index):")
         lines.extend(f"  {failure.source}: {failure.reason}" for failure in m.failed)
@@ -191,7 +197,8 @@ def status_json(status: IndexStatus) -> str:
     return json.dumps(
         {
             "format_version": m.format_version,
-            "files": len(m.files),
+            "files": status.listing(),
+            "indexed_files": len(m.files),
             "documents": len(m.documents()),
             "pages": m.pages,
             "chunks": m.chunks,

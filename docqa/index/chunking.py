@@ -129,7 +129,9 @@ def _boundary_class(text: str, offsets: list[tuple[int, int]], index: int) -> in
 
 def strip_boilerplate(pages: list[Page], share: float = 0.2) -> list[Page]:
     """Pages without running headers and footers: lines of 12+ characters repeated on at
-    least `share` of a document's pages (and 3 or more), and a page number as the last line."""
+    least `share` of a document's pages (and 3 or more), and a page number as the last line.
+    A document that holds nothing else keeps them: the same few words on every page are
+    still its text."""
     seen = Counter(line for page in pages for line in set(page.text.split("\n")) if len(line) >= 12)
     repeated = {line for line, count in seen.items() if count >= max(3, share * len(pages))}
     cleaned = []
@@ -138,4 +140,6 @@ def strip_boilerplate(pages: list[Page], share: float = 0.2) -> list[Page]:
         if lines and lines[-1].isdigit():
             lines.pop()
         cleaned.append(replace(page, text="\n".join(lines).strip()))
+    if not any(page.text for page in cleaned):
+        return pages
     return cleaned

@@ -26,7 +26,7 @@ from docqa.index.store import DISK_ERRORS, fsync, write_error
 if TYPE_CHECKING:
     import numpy as np
 
-FORMAT = 1
+FORMAT = 2  # 2: which parser read a document, and which of its pages were OCR'd
 SUFFIX = ".doc"
 
 
@@ -37,6 +37,16 @@ class Document:
     chunks: int
     failure: str | None = None  # why it could not be indexed
     warnings: tuple[str, ...] = ()
+    parser: str | None = None  # the library that read it; None when none could
+    ocr: str = "off"  # the loading.ocr setting it was read with
+    ocr_pages: tuple[int, ...] = ()  # pages whose text was read from their image
+    textless_pages: tuple[int, ...] = ()  # pages without a text layer
+
+    def read_alike(self, ocr: str) -> bool:
+        """Whether reading the file again with this OCR setting would give the same text."""
+        if ocr == self.ocr or self.parser is None:
+            return True
+        return "always" not in (ocr, self.ocr) and not self.textless_pages
 
 
 class DocumentStore:
@@ -113,7 +123,8 @@ class DocumentStore:
         header = json.loads(first)
         if header.pop("body_sha256") != hashlib.sha256(body).hexdigest():
             raise ValueError(f"damaged document {sha256}")
-        header["warnings"] = tuple(header["warnings"])
+        for name in ("warnings", "ocr_pages", "textless_pages"):
+            header[name] = tuple(header[name])
         document = Document(**header)
         if document.sha256 != sha256 or body.count(b"\n") != document.chunks:
             raise ValueError(f"inconsistent document {sha256}")

@@ -13,7 +13,7 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -25,7 +25,15 @@ from docqa.errors import ConfigError, IngestInterrupted, NoDocumentsError, Vecto
 from docqa.index.chunking import Chunk, Chunker, max_overlap, strip_boilerplate
 from docqa.index.documents import Document, DocumentStore
 from docqa.index.embeddings import Embedder
-from docqa.index.loading import FoundFile, PdfReadError, find_pdfs, open_pdf, read_file
+from docqa.index.loading import (
+    FoundFile,
+    OcrMode,
+    PdfFile,
+    PdfReadError,
+    find_pdfs,
+    open_pdf,
+    read_file,
+)
 from docqa.index.store import (
     CURRENT,
     FORMAT_VERSION,
@@ -55,8 +63,8 @@ class IngestProgress:
     def file(self, source: str, pages: int) -> None:
         """Reading one file with new content (0 pages when it could not be read)."""
 
-    def page(self) -> None:
-        """Read one more page."""
+    def page(self, ocr: bool = False) -> None:
+        """Read one more page (`ocr`: from its image)."""
 
     def chunked(self, chunks: int) -> None:
         """Split one more file into `chunks` chunks."""
@@ -201,6 +209,30 @@ class IndexStatus:
     removed: list[str]  # ingested files no longer in the data folder
     data_folder_missing: bool = False  # then nothing is pending: there is nothing to compare
 
+    def listing(self) -> list[dict[str, object]]:
+        """Every file, indexed, failed or pending, by name: what became of each."""
+        pending = {name: "new" for name in self.new} | {name: "changed" for name in self.changed}
+        pending |= {name: "removed" for name in self.removed}
+        rows: dict[str, dict[str, object]] = {}
+        for entry in self.manifest.files:
+            rows[entry.source] = {
+                "source": entry.source,
+                "state": "indexed",
+                "pages": entry.pages,
+                "chunks": entry.chunks,
+                "ocr_pages": entry.ocr_pages,
+                "parser": entry.parser,
+            }
+        for failure in self.manifest.failed:
+            rows[failure.source] = {
+                "source": failure.source,
+                "state": "failed",
+                "reason": failure.reason,
+            }
+        for name, change in pending.items():
+            rows.setdefault(name, {"source": name}).update(state="pending", change=change)
+        return [rows[name] for name in sorted(rows)]
+
 
 def index_status(settings: Settings) -> IndexStatus:
     """What the index holds, verified, and what an ingest would change."""
@@ -243,6 +275,7 @@ class _DocumentMaker:
     ) -> None:
         self.embedder = embedder
         self.chunking = settings.chunking
+        self.ocr = settings.loading.ocr
         self.progress = progress
         self.store = store
         self.rebuild = rebuild
@@ -265,7 +298,7 @@ class _DocumentMaker:
                 self.progress.skipped()
                 continue
             kept = None if self.rebuild else self.store.info(sha)
-            if kept is not None:
+            if kept is not None and kept.read_alike(self.ocr):
                 self.progress.skipped()
                 documents[sha] = kept
                 report.resumed += sha not in before  # made by an ingest that did not finish
@@ -288,9 +321,9 @@ class _DocumentMaker:
             return Document(sha, 0, 0, failure=str(exc)), [], None
         self.progress.file(source, pdf.page_count)
         pages = []
-        for page in pdf.pages():
+        for page in pdf.pages(self.ocr):
             pages.append(page)
-            self.progress.page()
+            self.progress.page(page.ocr)
         if self.chunking.strip_boilerplate:
             pages = strip_boilerplate(pages)
         chunker = Chunker(
@@ -301,15 +334,18 @@ class _DocumentMaker:
         )
         chunks = chunker.split_document(pages)
         self.progress.chunked(len(chunks))
-        warnings: tuple[str, ...] = ()
-        if pdf.unreadable_pages:
-            warnings = (f"{source}: no text from pages {_ranges(pdf.unreadable_pages)} (damaged)",)
+        read = Document(
+            sha,
+            pdf.page_count,
+            chunks=0,
+            warnings=_warnings(pdf),
+            parser=pdf.parser,
+            ocr=self.ocr,
+            ocr_pages=tuple(pdf.ocr_pages),
+            textless_pages=tuple(pdf.textless_pages),
+        )
         if not chunks:
-            failure = (
-                f"no extractable text on its {pdf.page_count} pages "
-                "(scanned? docqa does not do OCR)"
-            )
-            return Document(sha, pdf.page_count, 0, failure, warnings), [], None
+            return replace(read, failure=_no_text(pdf, self.ocr)), [], None
         import numpy as np
 
         # Shortest first across the whole document, so each batch pads its texts very little.
@@ -319,8 +355,7 @@ class _DocumentMaker:
             rows = order[start : start + EMBED_SLICE]
             vectors[rows] = self.embedder.embed([chunks[i].text for i in rows])
             self.progress.embedded(len(rows))
-        document = Document(sha, pdf.page_count, len(chunks), warnings=warnings)
-        return document, chunks, vectors
+        return replace(read, chunks=len(chunks)), chunks, vectors
 
 
 def _previous(
@@ -389,16 +424,20 @@ def _entries(
                     sha256=document.sha256,
                     pages=document.pages,
                     chunks=document.chunks,
+                    parser=document.parser,
+                    ocr_pages=list(document.ocr_pages),
                 )
             )
     return files, sorted(failed, key=lambda f: f.source)
 
 
 def _same_files(previous: Manifest, files: list[FileEntry], failed: list[FailedFile]) -> bool:
-    def names(entries: list[FileEntry] | list[FailedFile]) -> set[tuple[str, str | None]]:
-        return {(entry.source, entry.sha256) for entry in entries}
+    """Whether the index would hold what it holds: the same contents, read the same way."""
 
-    return names(previous.files) == names(files) and names(previous.failed) == names(failed)
+    def read(entries: list[FileEntry] | list[FailedFile]) -> set[str]:
+        return {entry.model_dump_json(exclude={"size", "mtime_ns"}) for entry in entries}
+
+    return read(previous.files) == read(files) and read(previous.failed) == read(failed)
 
 
 def _describe_changes(
@@ -430,6 +469,20 @@ def _parts(store: DocumentStore, manifest: Manifest) -> Iterator[tuple[list[Chun
     """Each document's chunks and vectors, in name order, one document in memory at a time."""
     for sha, group in sorted(manifest.documents().items(), key=lambda item: item[1][0].source):
         yield store.load(sha, group[0].source)
+
+
+def _warnings(pdf: PdfFile) -> tuple[str, ...]:
+    if not pdf.unreadable_pages:
+        return ()
+    return (f"{pdf.source}: no text from pages {_ranges(pdf.unreadable_pages)} (damaged)",)
+
+
+def _no_text(pdf: PdfFile, ocr: OcrMode) -> str:
+    """Why a file that opened gave no chunks."""
+    where = f"its {pdf.page_count} pages" if pdf.page_count != 1 else "its page"
+    if ocr == "off":
+        return f"no text layer on {where} (scanned? set loading.ocr to auto to read them)"
+    return f"no text on {where}, even by OCR"
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -1,4 +1,6 @@
-"""Finding PDF files and reading their text page by page with pypdf."""
+"""Finding PDF files and reading their text page by page: with pypdf, or with pypdfium2 when
+pypdf cannot open a file or read a page; pages with no text layer are OCR'd (docqa.index.ocr).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +11,14 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
+
+OcrMode = Literal["auto", "off", "always"]  # auto: only pages without a text layer
+Parser = Literal["pypdf", "pypdfium2"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,7 @@ class Page:
     source: str  # path relative to the data folder, with forward slashes
     number: int  # 1-based, as printed by PDF viewers
     text: str
+    ocr: bool = False  # the text was read from the page's image
 
 
 @dataclass
@@ -28,18 +35,58 @@ class PdfFile:
 
     source: str
     page_count: int
-    _reader: Any = field(repr=False)
-    unreadable_pages: list[int] = field(default_factory=list)  # filled while reading
+    parser: Parser
+    data: bytes = field(repr=False)
+    _reader: Any = field(repr=False)  # a pypdf PdfReader, or a pypdfium2 PdfDocument
+    unreadable_pages: list[int] = field(default_factory=list)  # these three filled while reading
+    textless_pages: list[int] = field(default_factory=list)  # no text layer at all
+    ocr_pages: list[int] = field(default_factory=list)
 
-    def pages(self) -> Iterator[Page]:
-        for number, raw_page in enumerate(self._reader.pages, start=1):
-            try:
-                text = normalise(raw_page.extract_text() or "")
-            except Exception as exc:  # pypdf raises many types on damaged pages; keep the rest
-                log.debug("page %d of %s: %s", number, self.source, exc)
-                self.unreadable_pages.append(number)
-                text = ""
+    def pages(self, ocr: OcrMode = "off") -> Iterator[Page]:
+        """Each page's text, OCR'd when it has no text layer (auto) or always; the text layer
+        is kept when OCR finds nothing."""
+        for number in range(1, self.page_count + 1):
+            text = self._text(number)
+            if not text.strip():
+                self.textless_pages.append(number)
+            if ocr == "always" or (ocr == "auto" and not text.strip()):
+                seen = normalise(self._ocr(number))
+                if seen:
+                    self.ocr_pages.append(number)
+                    yield Page(self.source, number, seen, ocr=True)
+                    continue
             yield Page(self.source, number, text)
+
+    def _text(self, number: int) -> str:
+        """The page's text layer; pypdfium2's when pypdf fails on the page."""
+        if self.parser == "pypdf":
+            try:
+                return normalise(self._reader.pages[number - 1].extract_text() or "")
+            except Exception as exc:  # pypdf raises many types on damaged pages
+                log.debug("page %d of %s: %s", number, self.source, exc)
+        try:
+            textpage = self._pdfium[number - 1].get_textpage()
+            return normalise(textpage.get_text_range())
+        except Exception as exc:  # pdfium's errors are as varied
+            log.debug("page %d of %s (pypdfium2): %s", number, self.source, exc)
+            self.unreadable_pages.append(number)
+            return ""
+
+    def _ocr(self, number: int) -> str:
+        from docqa.index.ocr import ocr_image, render
+
+        try:
+            return ocr_image(render(self._pdfium[number - 1]))
+        except Exception as exc:  # a page pdfium cannot render has nothing to read
+            log.debug("OCR of page %d of %s: %s", number, self.source, exc)
+            return ""
+
+    @cached_property
+    def _pdfium(self) -> Any:
+        """The file opened with pypdfium2: to render pages, or read those pypdf cannot."""
+        if self.parser == "pypdfium2":
+            return self._reader
+        return _open_pdfium(self.data)
 
 
 class PdfReadError(Exception):
@@ -92,8 +139,8 @@ def read_file(path: Path) -> bytes:
 
 
 def open_pdf(source: str, data: bytes) -> PdfFile:
-    """Open one PDF from its bytes (decrypting it with an empty password if needed), or say
-    why not."""
+    """Open one PDF from its bytes (decrypting it with an empty password if needed) with
+    pypdf, or with pypdfium2 if pypdf cannot, or say why not."""
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, PyPdfError
 
@@ -106,12 +153,24 @@ def open_pdf(source: str, data: bytes) -> PdfFile:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise PdfReadError("encrypted, and it needs a password: save a copy without one")
-        page_count = len(reader.pages)
+        if not reader.pages:
+            raise PyPdfError("no pages found")  # a page tree pypdf cannot follow
+        return PdfFile(source, len(reader.pages), "pypdf", data, reader)
     except DependencyError as exc:
         raise PdfReadError(f"encrypted in a way docqa cannot decrypt ({exc})") from exc
-    except (PyPdfError, ValueError, TypeError, KeyError, OSError) as exc:
-        raise PdfReadError(f"not a readable PDF ({exc})") from exc
-    return PdfFile(source, page_count, reader)
+    except (PyPdfError, ValueError, TypeError, KeyError, OSError, RecursionError) as exc:
+        log.debug("%s: pypdf: %s", source, exc)
+        try:
+            document = _open_pdfium(data)
+        except Exception as second:
+            raise PdfReadError(f"not a readable PDF (pypdf: {exc}; pypdfium2: {second})") from exc
+        return PdfFile(source, len(document), "pypdfium2", data, document)
+
+
+def _open_pdfium(data: bytes) -> Any:
+    import pypdfium2
+
+    return pypdfium2.PdfDocument(data)
 
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")

@@ -76,6 +76,8 @@ class FileEntry(BaseModel):
     mtime_ns: int
     pages: int
     chunks: int
+    parser: str = "pypdf"  # the library that read it
+    ocr_pages: list[int] = []  # pages whose text was read from their image
 
 
 class FailedFile(BaseModel):
@@ -98,6 +100,11 @@ class Manifest(BaseModel):
     files: list[FileEntry]
     failed: list[FailedFile] = []
     checksums: dict[str, str] = {}
+
+    @property
+    def ocr_pages(self) -> int:
+        """Pages whose text was read by OCR, each distinct content counted once."""
+        return sum(len(group[0].ocr_pages) for group in self.documents().values())
 
     def documents(self) -> dict[str, list[FileEntry]]:
         """Indexed files grouped by content, each group sorted by name."""
@@ -125,6 +132,7 @@ class Hit:
     score: float
     chunk_id: int = -1  # position in the index; -1 for hits from elsewhere
     also: tuple[str, ...] = ()  # other names of the same file
+    ocr: bool = False  # its page's text was read from the page's image
 
 
 class VectorStore:
@@ -149,6 +157,7 @@ class VectorStore:
             group[0].source: tuple(entry.source for entry in group[1:])
             for group in manifest.documents().values()
         }
+        self._ocr_pages = {entry.source: set(entry.ocr_pages) for entry in manifest.files}
 
     @classmethod
     def open(cls, folder: Path, embedding_model: str) -> VectorStore:
@@ -189,9 +198,9 @@ class VectorStore:
 
     def hit(self, chunk_id: int, score: float) -> Hit:
         chunk = self.chunks[chunk_id]
-        return Hit(
-            chunk.source, chunk.page, chunk.text, score, chunk_id, self._also.get(chunk.source, ())
-        )
+        also = self._also.get(chunk.source, ())
+        ocr = chunk.page in self._ocr_pages.get(chunk.source, ())
+        return Hit(chunk.source, chunk.page, chunk.text, score, chunk_id, also, ocr)
 
     def with_neighbours(self, chunk_id: int, count: int) -> str:
         """The chunk's text joined with up to `count` chunks either side from the same file,

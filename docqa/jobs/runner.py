@@ -217,7 +217,14 @@ class _PublishedProgress(IngestProgress):
 
     def __init__(self, board: JobBoard, job_id: str) -> None:
         self.board, self.job_id = board, job_id
-        self.counts = {"files": 0, "checked": 0, "pages": 0, "chunks": 0, "embedded": 0}
+        self.counts = {
+            "files": 0,
+            "checked": 0,
+            "pages": 0,
+            "ocr_pages": 0,
+            "chunks": 0,
+            "embedded": 0,
+        }
         self.current = ""
         self._next = 0.0
 
@@ -234,8 +241,9 @@ class _PublishedProgress(IngestProgress):
         self.counts["checked"] += 1
         self._publish()
 
-    def page(self) -> None:
+    def page(self, ocr: bool = False) -> None:
         self.counts["pages"] += 1
+        self.counts["ocr_pages"] += ocr
         self._publish()
 
     def chunked(self, chunks: int) -> None:

@@ -180,7 +180,8 @@ function showSources(item, sources) {
   for (const source of sources) {
     const details = el("details");
     const file = names[source.source] || source.source;
-    details.append(el("summary", `[${source.n}] ${file}, page ${source.page} (score ${source.score.toFixed(3)})`));
+    const ocr = source.ocr ? " (OCR)" : "";
+    details.append(el("summary", `[${source.n}] ${file}, page ${source.page}${ocr} (score ${source.score.toFixed(3)})`));
     details.append(el("pre", source.text));
     list.append(details);
   }

@@ -1,0 +1,91 @@
+"""Reading pages that are pictures of text: render them with pypdfium2, read them with RapidOCR.
+
+RapidOCR (rapidocr-onnxruntime) runs on ONNX Runtime with its models inside its wheel, so OCR
+works offline and needs no system package (the other OCR engines on PyPI either download
+their models at run time, as the rapidocr 3 package and docTR do, or need Tesseract
+installed). Its text boxes are put back in reading order: boxes whose middles share a band are
+one line, read left to right; a gap wider than a line starts a new paragraph; a word
+hyphenated at a line's end is joined again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+RENDER_DPI = 300  # the bundled sample's pages: CER 3.1% at 200 dpi, 2.2% at 300 (bench.ocr)
+PARAGRAPH_GAP = 1.0  # a vertical gap this many line heights wide starts a paragraph
+_HYPHENATED = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
+
+
+@dataclass(frozen=True)
+class TextBox:
+    left: float
+    top: float
+    bottom: float
+    text: str
+
+    @property
+    def middle(self) -> float:
+        return (self.top + self.bottom) / 2
+
+
+def ocr_image(image: np.ndarray) -> str:
+    """The text of a page image (height x width x 3, uint8), in reading order."""
+    found, _ = _engine()(image)
+    boxes = [
+        TextBox(
+            min(x for x, _ in corners),
+            min(y for _, y in corners),
+            max(y for _, y in corners),
+            text.strip(),
+        )
+        for corners, text, _score in found or []
+        if text.strip()
+    ]
+    return layout(boxes)
+
+
+def render(page: Any, dpi: int = RENDER_DPI) -> np.ndarray:
+    """A pypdfium2 page as an RGB image at `dpi`."""
+    return page.render(scale=dpi / 72).to_numpy()[:, :, :3]
+
+
+def layout(boxes: Sequence[TextBox]) -> str:
+    """Text boxes as lines and paragraphs, top to bottom and left to right."""
+    lines: list[list[TextBox]] = []
+    for box in sorted(boxes, key=lambda b: b.middle):
+        line = lines[-1] if lines else None
+        if line and line[0].top <= box.middle <= line[0].bottom:
+            line.append(box)
+        else:
+            lines.append([box])
+    if not lines:
+        return ""
+    height = statistics.median(line[0].bottom - line[0].top for line in lines)
+    text = ""
+    for i, line in enumerate(lines):
+        if i:
+            gap = line[0].top - lines[i - 1][0].bottom
+            text += "\n\n" if gap > PARAGRAPH_GAP * height else "\n"
+        text += " ".join(box.text for box in sorted(line, key=lambda b: b.left))
+    return _HYPHENATED.sub("", text)
+
+
+@cache
+def _engine() -> Any:
+    """One OCR engine per process (loading its three models takes about a second)."""
+    from rapidocr_onnxruntime import RapidOCR
+
+    logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+    # Its angle classifier turned upright lines of English upside down (on the bundled
+    # sample, 91% of the words found with it, 99.8% without): pages are taken as upright.
+    return RapidOCR(use_cls=False)
