@@ -112,7 +112,8 @@ def timings_text(
 def ingest_summary(report: IngestReport) -> str:
     files = len(report.files)
     ocr = report.manifest.ocr_pages if report.manifest else 0
-    pages = f"{report.pages} pages" + (f", {ocr} of them by OCR" if ocr else "")
+    pages = f"{report.pages} page{'s' if report.pages != 1 else ''}"
+    pages += f", {ocr} of them by OCR" if ocr else ""
     size = f"{files} file{'s' if files != 1 else ''} ({pages}, {report.chunks} chunks)"
     if not report.written:
         lines = [f"Index is up to date: {size}, nothing new to read ({report.seconds:.1f} s)"]
