@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from docqa.errors import ConfigError
 
+OcrMode = Literal["auto", "off", "always"]  # auto: only pages without a text layer
+
 CONFIG_ENV = "DOCQA_CONFIG"
 ENV_PREFIX = "DOCQA_"
 DEFAULT_CONFIG_NAME = "config.yml"
@@ -41,7 +43,7 @@ class EmbeddingSettings(_Section):
 
 
 class LoadingSettings(_Section):
-    ocr: Literal["auto", "off", "always"] = Field(
+    ocr: OcrMode = Field(
         "auto",
         description="OCR (offline, RapidOCR): auto reads the pages that have no text layer "
         "from their image, always reads every page so, off never.",

@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docqa import __version__
-from docqa.config import Settings
+from docqa.config import OcrMode, Settings
 from docqa.errors import ConfigError, IngestInterrupted, NoDocumentsError, VectorStoreError
 from docqa.index.chunking import Chunk, Chunker, max_overlap, strip_boilerplate
 from docqa.index.documents import Document, DocumentStore
 from docqa.index.embeddings import Embedder
 from docqa.index.loading import (
     FoundFile,
-    OcrMode,
     PdfFile,
     PdfReadError,
     find_pdfs,

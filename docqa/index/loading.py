@@ -15,9 +15,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from docqa.config import OcrMode
+
 log = logging.getLogger(__name__)
 
-OcrMode = Literal["auto", "off", "always"]  # auto: only pages without a text layer
 Parser = Literal["pypdf", "pypdfium2"]
 
 
