@@ -436,7 +436,7 @@ class QAService:
         """Whether a grounded answer stands beside the best evidence sentence: it gives no
         figure that sentence states for another year than asked, and, when the profile wants
         it, says what the sentence says."""
-        if wrong_year(answer, best, query):
+        if wrong_year(uncited(answer), best, query):
             return False
         return agrees(answer, best, query) or not self.reader.must_match_best
 
