@@ -1,17 +1,19 @@
 """A real 7B on this CPU: Llama-2-7B's exact shapes, Q8_0, random weights (speed does not
-depend on their values), as GGUF for llama.cpp and as GGML v3 for ctransformers. Measures
-load, prompt reading at 512 tokens and generation, through docqa and through each library
-directly, beside the machine's memory bandwidth, in one run.
+depend on their values), as GGML v3 for ctransformers and as the GGUF `docqa convert` makes of
+that file for llama.cpp. Measures the conversion (time, peak memory), then load, prompt
+reading at 512 tokens and generation, through docqa and through each library directly,
+beside the machine's memory bandwidth, in one run.
 
     poetry run python -m bench.llm7b [--dir models/bench] [--runs 3] [--generate 32]
 
-The two model files (~7 GB each) are written once into --dir. Each measurement is a fresh
-process; medians of --runs.
+The GGML file (~7 GB) is written once into --dir, and converted afresh by every run. Each
+measurement is a fresh process; medians of --runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -24,21 +26,13 @@ from typing import Any
 import numpy as np
 
 from bench.report import write
-from tests.fixtures.ggml import (
-    GGML_TYPE_Q8_0,
-    LLAMA_2_7B,
-    Q8_0_BLOCK,
-    write_ggjt_llama,
-    write_gguf_llama,
-)
+from docqa.llm.convert import converted_path
+from tests.fixtures.ggml import GGML_TYPE_Q8_0, LLAMA_2_7B, Q8_0_BLOCK, write_ggjt_llama
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_DIR = ROOT.parent / "models" / "bench"
 PROMPT_TOKENS = 512
-FILES = {
-    "llamacpp": "llama-2-7b-shaped.Q8_0.gguf",
-    "ctransformers": "llama-2-7b-shaped.ggmlv3.q8_0.bin",
-}
+GGML_FILE = "llama-2-7b-shaped.ggmlv3.q8_0.bin"
 
 # One measurement in a fresh process: `python -c PROBE docqa MODEL GENERATE PROMPT_TOKENS`, or
 # `... direct MODEL GENERATE TOKEN_IDS` with the token ids docqa's run used. Prints JSON: seconds
@@ -49,8 +43,9 @@ how, path, generate = sys.argv[1], sys.argv[2], int(sys.argv[3])
 started = time.perf_counter()
 if how == "docqa":
     from docqa.config import load_settings
-    from docqa.llm.models import load_llm
-    settings = load_settings(None, {"llm": {"model": path, "temperature": 0,
+    from docqa.llm.models import detect_backend, load_llm
+    backend = detect_backend(__import__("pathlib").Path(path))  # not the GGML file's GGUF copy
+    settings = load_settings(None, {"llm": {"model": path, "backend": backend, "temperature": 0,
                                             "max_new_tokens": generate, "context_length": 1024}})
     llm, _ = load_llm(settings.llm, explicit=True)
     loaded = time.perf_counter()
@@ -92,18 +87,39 @@ print(json.dumps({"load_s": loaded - started, "prompt_tokens": len(ids), "prompt
 """
 
 
-def model_files(folder: Path, backends: tuple[str, ...] = tuple(FILES)) -> dict[str, Path]:
-    """The 7B-shaped files of those backends, written once (a few minutes each) and reused."""
+def ggml_file(folder: Path) -> Path:
+    """The 7B-shaped GGML v3 file, written once (a few minutes) and reused."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {backend: folder / FILES[backend] for backend in backends}
-    writers = {"llamacpp": write_gguf_llama, "ctransformers": write_ggjt_llama}
-    for backend, path in paths.items():
-        if not path.is_file() or path.stat().st_size < model_bytes() * 0.99:
-            print(f"writing {path} ...", flush=True)
-            partial = path.with_suffix(".partial")
-            writers[backend](partial, LLAMA_2_7B, GGML_TYPE_Q8_0)
-            partial.replace(path)
-    return paths
+    path = folder / GGML_FILE
+    if not path.is_file() or path.stat().st_size < model_bytes() * 0.99:
+        print(f"writing {path} ...", flush=True)
+        partial = path.with_suffix(".partial")
+        write_ggjt_llama(partial, LLAMA_2_7B, GGML_TYPE_Q8_0)
+        partial.replace(path)
+    return path
+
+
+def model_files(folder: Path) -> tuple[dict[str, Path], dict[str, float]]:
+    """The GGML file and the GGUF `docqa convert` makes of it now, by backend; and the
+    conversion's seconds and peak memory (its process's resident high-water mark, GB)."""
+    ggml = ggml_file(folder)
+    gguf = converted_path(ggml)
+    command = [sys.executable, "-m", "docqa", "convert", str(ggml), "-o", str(gguf), "--force"]
+    started = time.perf_counter()
+    converter = subprocess.Popen(command, cwd=ROOT.parent, stdout=subprocess.DEVNULL)
+    # VmHWM, polled: the child's ru_maxrss would count this process's memory it forked from
+    peak_kb = 0
+    while converter.poll() is None:
+        with contextlib.suppress(OSError, StopIteration):
+            status = Path(f"/proc/{converter.pid}/status").read_text().splitlines()
+            peak_kb = int(next(line for line in status if line.startswith("VmHWM")).split()[1])
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    if converter.returncode != 0:
+        raise SystemExit(f"docqa convert failed on {ggml}")
+    conversion = {"seconds": round(seconds, 1), "peak_rss_gb": round(peak_kb / 1e6, 3)}
+    print(f"converted {ggml.name} -> {gguf.name}: {conversion}", flush=True)
+    return {"llamacpp": gguf, "ctransformers": ggml}, conversion
 
 
 def model_bytes(with_embeddings: bool = True) -> int:
@@ -143,7 +159,7 @@ def probe(how: str, path: Path, generate: int, ids: list[int] | None = None) -> 
 
 
 def run(folder: Path = DEFAULT_DIR, runs: int = 3, generate: int = 32) -> dict[str, Any]:
-    paths = model_files(folder)
+    paths, conversion = model_files(folder)
     measured: dict[str, dict[str, list[dict[str, Any]]]] = {
         backend: {"docqa": [], "direct": []} for backend in paths
     }
@@ -190,6 +206,7 @@ def run(folder: Path = DEFAULT_DIR, runs: int = 3, generate: int = 32) -> dict[s
         "ceiling_tok_s": round(ceiling, 2),
         "runs": runs,
         "rows": rows,
+        "conversion": conversion,
     }
 
 
@@ -202,7 +219,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"memory bandwidth {results['bandwidth_gb_s']} GB/s (median of {len(samples)} measured "
         f"between the runs, {min(samples)}-{max(samples)}), so at most "
         f"{results['ceiling_tok_s']} tokens/s ({results['read_per_token_gb']} GB read per token); "
-        f"medians of {results['runs']}"
+        f"medians of {results['runs']}. The GGUF is `docqa convert`'s copy of the GGML file, "
+        f"made in {results['conversion']['seconds']} s with a peak of "
+        f"{results['conversion']['peak_rss_gb']} GB resident"
     )
     return table(title, results["rows"])
 
@@ -214,7 +233,11 @@ def main() -> None:
     parser.add_argument("--generate", type=int, default=32)
     args = parser.parse_args()
     results = run(args.dir, args.runs, args.generate)
-    write("llm7b", "A 7B model on this CPU", {"backends": results["rows"]})
+    write(
+        "llm7b",
+        "A 7B model on this CPU",
+        {"backends": results["rows"], "conversion": [results["conversion"]]},
+    )
     print(markdown(results))
 
 

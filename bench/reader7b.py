@@ -1,5 +1,5 @@
 """The passages profile end to end on a 7B: Llama-2-7B's exact shapes (Q8_0 GGUF, random
-weights, the file bench.llm7b writes). docqa must choose the profile from the file's header,
+weights, the GGUF bench.llm7b converts). docqa must choose the profile from the file's header,
 fit whole passages of the bundled sample into the prompt and generate. The weights are
 random, so the words are noise; what counts is that it reads passages, fits and generates,
 and how long that takes.
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--generate", type=int, default=24)
     args = parser.parse_args()
-    result = run(model_files(args.dir, ("llamacpp",))["llamacpp"], args.generate)
+    result = run(model_files(args.dir)[0]["llamacpp"], args.generate)
     heading = "The passages profile on a 7B-shaped model (Q8_0 GGUF, random weights)"
     print(write("reader7b", heading, {"adidas-style question on the bundled sample": [result]}))
 

@@ -1,12 +1,16 @@
 """Shared fixtures. Every test runs in its own temporary folder with no DOCQA_* variables,
-so no test reads or writes the user's data/, models/, vectorstore/ or config.yml."""
+so no test reads or writes the user's data/, models/, vectorstore/, config.yml or the record
+of notices shown."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +18,8 @@ from tests.fixtures.ggml import write_tiny_llama
 from tests.fixtures.pdfs import SAMPLE_NAME, write_pdf
 
 REPO = Path(__file__).resolve().parents[1]
+# Session fixtures run before each test's own record (below): theirs is kept here, not in ~.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="docqa-state-")
 SHOWCASE_PDF = REPO.parent / "shared" / "data" / "manu-20f-2022-09-24.pdf"
 
 # Fixture documents: each fact sits on a known 1-based page.
@@ -42,6 +48,21 @@ FACTS = [  # (question, answer text, file, page)
     ("When is the annual harvest festival?", "14 September", "orchard.pdf", 2),
 ]
 BROKEN_PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"  # cut short
+
+
+def run_probe(script: str, *args: str, timeout: float = 600) -> Any:
+    """Run a Python script in a fresh process (a native abort there fails the test instead of
+    killing pytest) and return the JSON it prints."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def write_documents(folder: Path, broken: bool = True) -> Path:
@@ -80,6 +101,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("DOCQA_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # notices shown once
 
 
 @pytest.fixture(scope="session")

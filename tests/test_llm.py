@@ -3,9 +3,6 @@ real backends (SmolLM2 through llama.cpp; a generated GGML model through ctransf
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +17,7 @@ from docqa.llm.chat_formats import TRUSTED_CLOSE, TRUSTED_OPEN, Message, unmarke
 from docqa.llm.engine import LocalLLM
 from docqa.llm.header import model_shape
 from docqa.llm.models import demo_model_path, detect_backend, load_llm, resolve_model_path
-from tests.conftest import REPO
+from tests.conftest import run_probe
 
 
 class ScriptedEngine:
@@ -272,17 +269,7 @@ print(json.dumps({
 
 @pytest.mark.slow
 def test_ctransformers_loads_a_ggml_model_and_generates(tiny_ggml: Path) -> None:
-    # In a subprocess: a native abort in ctransformers must fail this test, not kill pytest.
-    result = subprocess.run(
-        [sys.executable, "-c", CTRANSFORMERS_PROBE, str(tiny_ggml)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = run_probe(CTRANSFORMERS_PROBE, str(tiny_ggml), timeout=300)
     assert report["backend"] == "ctransformers"
     assert report["format"] == "llama-2-chat"
     assert report["context"] == 4096

@@ -36,7 +36,8 @@ def test_q8_0_model_loads_and_generates(
         rows * columns // 32 for _, _, (rows, *rest) in SMALL.tensors() for columns in rest
     )
     assert path.stat().st_size >= blocks * 34  # every 2-D weight stored as Q8_0 blocks
-    settings = load_settings(None, {"llm": {"model": path, "temperature": 0, "max_new_tokens": 5}})
+    llm_settings = {"model": path, "backend": backend, "temperature": 0, "max_new_tokens": 5}
+    settings = load_settings(None, {"llm": llm_settings})
     llm, notice = load_llm(settings.llm, explicit=True)
     assert (llm.backend, notice) == (backend, None)
     done = llm.complete(" w1 w2 w3 w4")

@@ -1,5 +1,5 @@
-"""The `docqa` command line: ingest, ask, chat, eval, status, serve and worker (ingest.py and
-main.py run ingest and ask)."""
+"""The `docqa` command line: ingest, ask, chat, eval, status, convert, serve and worker
+(ingest.py and main.py run ingest and ask)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import typer
 
 from docqa.cli.ask import ask
 from docqa.cli.chat import chat
+from docqa.cli.convert import convert
 from docqa.cli.evaluate import evaluate
 from docqa.cli.ingest import ingest
 from docqa.cli.serve import serve, worker
@@ -28,6 +29,7 @@ app.command("ask")(ask)
 app.command("chat")(chat)
 app.command("eval")(evaluate)
 app.command("status")(status)
+app.command("convert")(convert)
 app.command("serve")(serve)
 app.command("worker")(worker)
 

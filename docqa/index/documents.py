@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from docqa.files import fsync
 from docqa.index.chunking import Chunk
-from docqa.index.store import DISK_ERRORS, fsync, write_error
+from docqa.index.store import DISK_ERRORS, write_error
 
 if TYPE_CHECKING:
     import numpy as np

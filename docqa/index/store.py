@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from docqa.errors import IndexBusyError, IndexWriteError, VectorStoreError
+from docqa.files import fsync
 from docqa.index.bm25 import BM25Index
 from docqa.index.chunking import Chunk
 
@@ -435,14 +436,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: data.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _remove_old_generations(folder: Path, keep: str) -> None:

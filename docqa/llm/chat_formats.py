@@ -92,13 +92,31 @@ def _defuse_llama2_tags(text: str) -> str:
 
 
 LLAMA2_CHAT = ChatFormat("llama-2-chat", _llama2, stop=("[INST]",), escape=_defuse_llama2_tags)
+# The same format as a GGUF chat template (Hugging Face's form), written into converted
+# models for other GGUF readers; docqa itself renders it as LLAMA2_CHAT, which defuses the tags.
+LLAMA2_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}"
+    "{% set system = messages[0]['content'] %}{% set turns = messages[1:] %}"
+    "{% else %}{% set system = '' %}{% set turns = messages %}{% endif %}"
+    "{% for message in turns %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/...') }}"
+    "{% endif %}"
+    "{% set content = message['content'].strip() %}"
+    "{% if loop.first and system %}"
+    "{% set content = '<<SYS>>\n' + system.strip() + '\n<</SYS>>\n\n' + content %}"
+    "{% endif %}"
+    "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content + ' [/INST]' }}"
+    "{% else %}{{ ' ' + content + ' ' + eos_token }}{% endif %}"
+    "{% endfor %}"
+)
 
 
 def choose_chat_format(
     setting: str, template: str | None, bos_text: str, eos_text: str, model: str
 ) -> ChatFormat:
     """The GGUF's own chat template when it has one (setting 'auto'), else Llama-2-Chat."""
-    if setting == "llama2" or (setting == "auto" and not template):
+    if setting == "llama2" or (setting == "auto" and template in (None, "", LLAMA2_CHAT_TEMPLATE)):
         return LLAMA2_CHAT
     if not template:
         raise ModelError(f"{model} has no chat template: set llm.prompt_format to llama2 or auto")

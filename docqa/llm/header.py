@@ -1,5 +1,6 @@
 """A model's shape from its file header, read without loading the model: its parameter count
-and trained context length, from a GGUF header or a GGML (llama) one."""
+and trained context length, from a GGUF header or a GGML (llama) one; and for a GGUF that
+`docqa convert` wrote, the GGML file it came from."""
 
 from __future__ import annotations
 
@@ -11,17 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from docqa.errors import ModelError
+from docqa.llm.ggml_file import VERSIONED_MAGICS, Hyperparameters
 
 # GGUF value types: sizes of the fixed-size ones; 8 is a string, 9 an array.
 _GGUF_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _GGUF_INTS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 10: "<Q", 11: "<q"}
-_GGML_VERSIONED = {b"fmgg", b"tjgg"}  # 'ggmf' and 'ggjt' carry a version after the magic
 
 
 @dataclass(frozen=True)
 class ModelShape:
     parameters: int
     context_length: int | None  # the trained context, when the header says (GGML does not)
+    converted_from: str | None = None  # CONVERTED_FROM's value: the source GGML file
+
+
+CONVERTED_FROM = "docqa.converted_from"  # "NAME BYTES" of the GGML file, in a converted GGUF
 
 
 def model_shape(path: Path, model_type: str = "llama") -> ModelShape:
@@ -36,7 +41,7 @@ def model_shape(path: Path, model_type: str = "llama") -> ModelShape:
             if magic == b"GGUF":
                 return _gguf_shape(data)
             if model_type == "llama":
-                return _ggml_llama_shape(data, 8 if magic in _GGML_VERSIONED else 4)
+                return _ggml_llama_shape(data, 8 if magic in VERSIONED_MAGICS else 4)
             return ModelShape(len(data), None)
     except (OSError, ValueError, struct.error) as exc:
         raise ModelError(f"{path} has a damaged header ({exc}): download it again") from exc
@@ -45,13 +50,14 @@ def model_shape(path: Path, model_type: str = "llama") -> ModelShape:
 def _gguf_shape(data: Any) -> ModelShape:
     _, _, tensors, count = struct.unpack_from("<4sIQQ", data, 0)
     offset = 24
-    architecture, lengths = None, {}
+    strings: dict[str, str] = {}
+    lengths = {}
     for _ in range(count):
         key, offset = _gguf_string(data, offset)
         (kind,) = struct.unpack_from("<I", data, offset)
         offset += 4
-        if kind == 8 and key == "general.architecture":
-            architecture = _gguf_string(data, offset)[0]
+        if kind == 8 and key in ("general.architecture", CONVERTED_FROM):
+            strings[key] = _gguf_string(data, offset)[0]
         elif kind in _GGUF_INTS and key.endswith(".context_length"):
             lengths[key] = struct.unpack_from(_GGUF_INTS[kind], data, offset)[0]
         offset = _skip_gguf_value(data, offset, kind)
@@ -62,14 +68,18 @@ def _gguf_shape(data: Any) -> ModelShape:
         sizes = struct.unpack_from(f"<{dimensions}Q", data, offset + 4)
         parameters += math.prod(sizes)
         offset += 4 + 8 * dimensions + 12  # the sizes, then the type (4) and data offset (8)
-    return ModelShape(parameters, lengths.get(f"{architecture}.context_length"))
+    architecture = strings.get("general.architecture")
+    return ModelShape(
+        parameters, lengths.get(f"{architecture}.context_length"), strings.get(CONVERTED_FROM)
+    )
 
 
 def _ggml_llama_shape(data: Any, offset: int) -> ModelShape:
-    vocabulary, width, multiple, _, layers, _, _ = struct.unpack_from("<7i", data, offset)
+    hyper = Hyperparameters.unpack(data, offset)
+    width, multiple = hyper.n_embd, hyper.n_mult
     feed_forward = (2 * 4 * width // 3 + multiple - 1) // multiple * multiple
     per_layer = 4 * width * width + 3 * width * feed_forward + 2 * width
-    return ModelShape(2 * vocabulary * width + layers * per_layer + width, None)
+    return ModelShape(2 * hyper.n_vocab * width + hyper.n_layer * per_layer + width, None)
 
 
 def _gguf_string(data: Any, offset: int) -> tuple[str, int]:
