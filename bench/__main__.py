@@ -3,7 +3,8 @@
     poetry run python -m bench [--runs 3] [--pdf FILE] [--model-dir DIR] [--skip PART ...]
 
 1. speed: ingest and ask on the 20-F, docqa against the reference pipeline (bench.speed);
-2. embedding: each embedding runtime against the fp32 peak, int8's retrieval (bench.embedding);
+2. embedding: each embedding runtime against its precision's peak, bf16's and int8's retrieval
+   (bench.embedding);
 3. llm7b: a Llama-2-7B-shaped Q8_0 model through both backends against memory bandwidth
    (bench.llm7b; writes a ~7 GB GGML file to --model-dir once, converts it to GGUF each run);
 4. scaling: FAISS exact vs approximate search, a question's load and retrieval against index

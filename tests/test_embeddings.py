@@ -1,5 +1,5 @@
-"""The torch-free encoders (numpy for questions, ONNX Runtime for ingest) compute what
-sentence-transformers computes."""
+"""The torch-free encoders (numpy for questions; OpenVINO in bf16 or ONNX Runtime in fp32 for
+ingest) compute what sentence-transformers computes."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from docqa.errors import ConfigError, ModelError
+from docqa.index import bert_openvino
 from docqa.index.bert_numpy import supports
-from docqa.index.embeddings import Embedder, Runtime, folder_id
-from tests.conftest import DOCUMENTS, REPO, SHOWCASE_PDF
+from docqa.index.bert_openvino import cpu_has_bf16
+from docqa.index.embeddings import Embedder, Runtime, folder_id, ingest_runtime
+from tests.conftest import DOCUMENTS, FACTS, REPO, SHOWCASE_PDF, write_documents
 from tests.fixtures.pdfs import SAMPLE_PAGES
 
 pytestmark = pytest.mark.slow
@@ -47,7 +50,7 @@ def texts_and_reference() -> tuple[list[str], np.ndarray]:
     return texts, Embedder(MODEL, runtime="sentence-transformers").embed(texts)
 
 
-@pytest.mark.parametrize("runtime", ["numpy", "onnxruntime"])
+@pytest.mark.parametrize("runtime", ["numpy", "onnxruntime", "openvino"])
 def test_torch_free_runtimes_agree_with_sentence_transformers(
     texts_and_reference: tuple[list[str], np.ndarray], runtime: Runtime
 ) -> None:
@@ -63,8 +66,9 @@ def test_torch_free_runtimes_agree_with_sentence_transformers(
     ("work", "printed"),
     [
         (  # ingest
-            "from docqa.index.ingest import shared_embedder\n"
-            "print(shared_embedder('all-MiniLM-L6-v2', 32).embed(['a page', 'another']).shape)\n",
+            "from docqa.index.ingest import ingest_runtime, shared_embedder\n"
+            "embedder = shared_embedder('all-MiniLM-L6-v2', 32, ingest_runtime('auto'))\n"
+            "print(embedder.embed(['a page', 'another']).shape)\n",
             ["(2,", "384)"],
         ),
         (  # a question
@@ -122,6 +126,81 @@ def test_retrieval_finds_the_same_chunks_either_way(sample_project: Path) -> Non
             assert [h.score for h in hits[runtime]] == pytest.approx(
                 [h.score for h in hits["sentence-transformers"]], abs=1e-4
             )
+
+
+def test_ingest_embeds_in_bf16_only_where_the_cpu_multiplies_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    for flags, has in [
+        ("fpu sse4_2 avx2 fma avx512f avx512_vnni", False),
+        ("fpu avx2 avx512f avx512_bf16", True),  # AMD EPYC (Zen 4 and later)
+        ("fpu avx2 avx512f amx_bf16 amx_tile", True),  # Intel Xeon with AMX
+    ]:
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert cpu_has_bf16(cpuinfo) is has
+    assert not cpu_has_bf16(tmp_path / "absent")
+
+    monkeypatch.setattr(bert_openvino, "cpu_has_bf16", lambda: False)
+    assert (ingest_runtime("auto"), ingest_runtime("fp32")) == ("onnxruntime", "onnxruntime")
+    with pytest.raises(ConfigError, match="no bf16 units"):
+        ingest_runtime("bf16")
+    monkeypatch.setattr(bert_openvino, "cpu_has_bf16", lambda: True)
+    assert [ingest_runtime(p) for p in ("auto", "bf16", "fp32")] == [
+        "openvino",
+        "openvino",
+        "onnxruntime",
+    ]
+    assert Embedder(MODEL, runtime="openvino").precision == "bf16"
+    assert Embedder(MODEL, runtime="onnxruntime").precision == "fp32"
+
+
+def test_the_openvino_process_that_dies_is_reported_then_started_again() -> None:
+    embedder = Embedder(MODEL, runtime="openvino")
+    first = embedder.embed(["a page", "another"])
+    child = embedder._bert._child  # type: ignore[union-attr]
+    child.kill()
+    child.wait()
+    with pytest.raises(ModelError, match="ended unexpectedly"):
+        embedder.embed(["a page", "another"])
+    np.testing.assert_array_equal(embedder.embed(["a page", "another"]), first)
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="no bf16 units: ingest embeds in fp32 here")
+def test_a_bf16_index_retrieves_what_an_fp32_index_retrieves(tmp_path: Path) -> None:
+    from docqa.answer.evaluation import load_questions
+    from docqa.answer.retrieval import retrieve
+    from docqa.config import load_settings
+    from docqa.index.ingest import ingest
+    from docqa.index.store import VectorStore
+
+    data = write_documents(tmp_path / "data", broken=False)
+    (data / "sample.pdf").symlink_to(REPO / "data" / "larkspur-annual-report-2024-SAMPLE.pdf")
+    stores, settings = {}, None
+    for precision in ("fp32", "bf16"):
+        overrides = {
+            "paths": {"data": data, "vectorstore": tmp_path / precision},
+            "embedding": {"precision": precision},
+        }
+        settings = load_settings(None, overrides, environ={})
+        ingest(settings)
+        stores[precision] = VectorStore.open(tmp_path / precision, Embedder(MODEL).model_id)
+        assert stores[precision].manifest.embedding.precision == precision
+    assert settings is not None
+    fp32, bf16 = stores["fp32"], stores["bf16"]
+    assert [c.text for c in fp32.chunks] == [c.text for c in bf16.chunks]
+    everything = list(range(len(fp32.chunks)))
+    cosines = (fp32.vectors(everything) * bf16.vectors(everything)).sum(axis=1)
+    assert cosines.min() >= 0.999
+
+    sample = [item.question for item in load_questions(REPO / "tests/eval/sample.jsonl")]
+    questions = sample + [question for question, *_ in FACTS]
+    vectors = Embedder(MODEL, runtime="numpy").embed(questions)  # questions: fp32 either way
+    for question, vector in zip(questions, vectors, strict=True):
+        hits = [retrieve(s, vector, question, 4, settings.retrieval) for s in (fp32, bf16)]
+        assert [h.chunk_id for h in hits[0]] == [h.chunk_id for h in hits[1]], question
+        # bf16 moves a vector by a cosine of ~1e-4, a similarity score by a few thousandths
+        assert [h.score for h in hits[1]] == pytest.approx([h.score for h in hits[0]], abs=5e-3)
 
 
 def test_a_model_folder_is_known_by_its_content_not_its_place(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from docqa.config import Settings, load_settings
 from docqa.errors import IndexBusyError, IngestInterrupted, NoDocumentsError
 from docqa.index import ingest as ingest_service
+from docqa.index.bert_openvino import cpu_has_bf16
 from docqa.index.ingest import IngestProgress, IngestReport, ingest
 from docqa.index.store import VectorStore, writer_lock
 from tests.conftest import BROKEN_PDF, write_documents
@@ -117,6 +118,24 @@ def test_rebuild_and_changed_settings_read_everything_again(tmp_path: Path) -> N
     assert report.rebuilt_because == "the chunking settings changed"
     assert len(reads) == 2
     assert [p.name for p in (vs / "documents").iterdir()] == [report_store_folder(vs)]
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="no bf16 units: ingest embeds in fp32 here")
+def test_a_change_of_embedding_precision_embeds_everything_again(tmp_path: Path) -> None:
+    data, vs = write_documents(tmp_path / "data", broken=False), tmp_path / "vs"
+    for precision, because, files_read in [
+        ("fp32", None, 2),
+        ("auto", "the embedding precision changed from fp32 to bf16", 2),
+        ("bf16", None, 0),  # what auto chose here
+    ]:
+        overrides = {
+            "paths": {"data": data, "vectorstore": vs},
+            "embedding": {"precision": precision},
+        }
+        reads = Reads()
+        report = ingest(load_settings(None, overrides, environ={}), reads)
+        assert (report.rebuilt_because, len(reads.files)) == (because, files_read)
+    assert VectorStore.open(vs, MODEL).manifest.embedding.precision == "bf16"
 
 
 def report_store_folder(vs: Path) -> str:

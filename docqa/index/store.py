@@ -36,6 +36,7 @@ from docqa.errors import IndexBusyError, IndexWriteError, VectorStoreError
 from docqa.files import fsync
 from docqa.index.bm25 import BM25Index
 from docqa.index.chunking import Chunk
+from docqa.index.embeddings import Precision
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,6 +67,7 @@ class EmbeddingInfo(BaseModel):
     model: str
     dimension: int
     max_tokens: int
+    precision: Precision = "fp32"  # of the chunks' vectors; indexes before bf16 were fp32
 
 
 class FileEntry(BaseModel):
