@@ -94,12 +94,10 @@ class _CompiledBert(NumpyBert):
 
     def __init__(self, model_dir: Path, max_tokens: int) -> None:
         import openvino
-        from tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-        super().__init__(model_dir, tokenizer, max_tokens)
+        from docqa.index.embeddings import load_tokenizer
+
+        super().__init__(model_dir, load_tokenizer(model_dir), max_tokens)
         core = openvino.Core()
         compiled = core.compile_model(
             core.read_model(bert_graph(self).SerializeToString()),

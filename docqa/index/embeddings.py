@@ -62,13 +62,7 @@ class Embedder:
 
     @cached_property
     def tokenizer(self) -> Tokenizer:
-        """The model's own fast tokenizer, without loading torch."""
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-        return tokenizer
+        return load_tokenizer(self.model_dir)
 
     @cached_property
     def _model(self) -> Any:
@@ -127,6 +121,16 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def load_tokenizer(model_dir: Path) -> Tokenizer:
+    """The model's own fast tokenizer, without loading torch: whole texts, no padding."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
 
 
 def ingest_runtime(precision: EmbeddingPrecision) -> Runtime:
