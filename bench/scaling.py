@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -87,12 +88,16 @@ def faiss_row(count: int, queries: np.ndarray) -> dict[str, Any]:
 def docqa_index(folder: Path, chunks: int) -> Path:
     """A genuine docqa index of `chunks` chunks (generated text, synthetic vectors), made once."""
     from docqa import __version__
+    from docqa.errors import VectorStoreError
     from docqa.index.chunking import Chunk
     from docqa.index.embeddings import DEFAULT_MODEL_ID
-    from docqa.index.store import CURRENT, EmbeddingInfo, FileEntry, Manifest, write_store
+    from docqa.index.store import EmbeddingInfo, FileEntry, Manifest, read_manifest, write_store
 
-    if (folder / CURRENT).exists():
+    try:
+        read_manifest(folder)
         return folder
+    except VectorStoreError:  # none yet, or one of an older format
+        shutil.rmtree(folder, ignore_errors=True)
     per_file, rng = 1000, random.Random(0)
     files = [
         FileEntry(

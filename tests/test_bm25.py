@@ -30,7 +30,7 @@ def test_scores_grow_with_term_frequency_and_rarity() -> None:
 
 
 def test_round_trip_without_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    BM25Index.build(TEXTS).save(tmp_path / "bm25.npz", tmp_path / "terms.json")
+    BM25Index.build(TEXTS).save(tmp_path)
     original = np.load
 
     def no_pickle(*args: object, **kwargs: object) -> object:
@@ -38,6 +38,6 @@ def test_round_trip_without_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(np, "load", no_pickle)
-    loaded = BM25Index.load(tmp_path / "bm25.npz", tmp_path / "terms.json")
+    loaded = BM25Index.load(tmp_path)
     assert len(loaded) == 4
     assert np.allclose(loaded.scores("adidas kit"), BM25Index.build(TEXTS).scores("adidas kit"))

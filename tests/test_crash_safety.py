@@ -14,7 +14,7 @@ import pytest
 
 from docqa.answer.qa import QAService
 from docqa.errors import ExitCode
-from docqa.index.store import LOCK, VectorStore
+from docqa.index.store import DATA_FILES, LOCK, VectorStore
 from tests.conftest import REPO, run_cli
 from tests.fixtures.pdfs import write_pdf
 from tests.test_incremental import MODEL, assert_same_index, run, settings_for, snapshot
@@ -43,21 +43,21 @@ def old_and_new(tmp_path: Path) -> tuple[Path, Path]:
 
 
 # Flushes of an ingest of three new files: each file's document is 2 (file, folder); then the
-# new generation: 5 files, its folder, the index folder, the CURRENT pointer, the index folder.
-@pytest.mark.parametrize(
-    "flush",
-    [1, 2, 6, 9, 12, 13, 14, 15],
-    ids=lambda n: {
-        1: "mid-document",
-        2: "one-document",
-        6: "all-documents",
-        9: "mid-index",
-        12: "index-flushed",
-        13: "renamed",
-        14: "pointer-written",
-        15: "switched",
-    }[n],
-)
+# new generation: its files, its folder, the index folder, the CURRENT pointer, the index folder.
+FLUSHED = 6 + len(DATA_FILES) + 2  # ... and the generation's files (manifest too) and folder
+FLUSHES = {
+    1: "mid-document",
+    2: "one-document",
+    6: "all-documents",
+    9: "mid-index",
+    FLUSHED: "index-flushed",
+    FLUSHED + 1: "renamed",
+    FLUSHED + 2: "pointer-written",
+    FLUSHED + 3: "switched",
+}
+
+
+@pytest.mark.parametrize("flush", list(FLUSHES), ids=FLUSHES.__getitem__)
 def test_kill_9_at_any_point_keeps_an_index_and_resumes(tmp_path: Path, flush: int) -> None:
     data, vs = old_and_new(tmp_path)
     before = snapshot(vs)
@@ -66,7 +66,7 @@ def test_kill_9_at_any_point_keeps_an_index_and_resumes(tmp_path: Path, flush: i
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
 
-    switched = flush >= 15  # CURRENT is replaced between flushes 14 and 15
+    switched = flush >= FLUSHED + 3  # CURRENT is replaced after the pointer is written
     if not switched:
         after = snapshot(vs)
         assert (after[0], after[2]) == (before[0], before[2]), "the old index is untouched"

@@ -13,12 +13,12 @@ from docqa.errors import IndexWriteError, VectorStoreError
 from docqa.index import store as store_module
 from docqa.index.chunking import Chunk
 from docqa.index.store import (
+    CHUNK_OFFSETS,
     CHUNKS,
     CURRENT,
     DATA_FILES,
     FORMAT_VERSION,
     INDEX,
-    KEYWORDS,
     MANIFEST,
     EmbeddingInfo,
     FileEntry,
@@ -73,6 +73,17 @@ def test_round_trip_and_search(tmp_path: Path) -> None:
     assert store.keywords.search("gamma", 5) == [2]
 
 
+def test_chunks_are_read_one_at_a_time_in_any_script(tmp_path: Path) -> None:
+    texts = ["Café £42m — 北京", "plain", "Ünïcödé\nline two", '"quoted" {json}']
+    build(tmp_path, texts)
+    chunks = VectorStore.open(tmp_path, MODEL).chunks
+    assert [chunk.text for chunk in chunks] == texts
+    assert chunks[-1].text == texts[-1]
+    assert [chunk.page for chunk in chunks[1:3]] == [2, 3]
+    with pytest.raises(IndexError):
+        chunks[len(texts)]
+
+
 def test_loading_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     build(tmp_path, ["alpha", "beta"])
 
@@ -106,7 +117,8 @@ def truncate(path: Path) -> None:
     [
         (CHUNKS, damage_chunks, "chunks.jsonl does not match its checksum"),
         (INDEX, truncate, "index.faiss does not match its checksum"),
-        (KEYWORDS, truncate, "bm25.npz does not match its checksum"),
+        ("bm25-counts.npy", truncate, "bm25-counts.npy does not match its checksum"),
+        (CHUNK_OFFSETS, truncate, "chunks-offsets.npy does not match its checksum"),
         (MANIFEST, truncate, "unreadable manifest.json"),
         (MANIFEST, lambda p: p.write_text("[]"), "format version None"),
         (

@@ -17,6 +17,10 @@ from docqa.text import terms
 
 K1 = 1.2  # term-frequency saturation
 B = 0.75  # document-length normalisation
+PREFIX = "bm25-"
+ARRAYS = ("offsets", "chunk_ids", "counts", "lengths")
+TERMS = f"{PREFIX}terms.json"
+FILES = (*(f"{PREFIX}{name}.npy" for name in ARRAYS), TERMS)  # what `save` writes
 
 
 class BM25Index:
@@ -58,22 +62,23 @@ class BM25Index:
             np.array(lengths, dtype=np.int32),
         )
 
-    def save(self, arrays: Path, vocabulary: Path) -> None:
-        with open(arrays, "wb") as out:
-            np.savez(
-                out,
-                offsets=self._offsets,
-                chunk_ids=self._chunk_ids,
-                counts=self._counts,
-                lengths=self._lengths,
-            )
-        vocabulary.write_text(json.dumps(self._vocabulary, ensure_ascii=False), encoding="utf-8")
+    def save(self, folder: Path) -> None:
+        """Write the arrays as .npy files (memory-mapped when loaded) and the terms as JSON."""
+        arrays = (self._offsets, self._chunk_ids, self._counts, self._lengths)
+        for name, array in zip(ARRAYS, arrays, strict=True):
+            with open(folder / f"{PREFIX}{name}.npy", "wb") as out:
+                np.save(out, array, allow_pickle=False)
+        (folder / TERMS).write_text(json.dumps(self._vocabulary, ensure_ascii=False), "utf-8")
 
     @classmethod
-    def load(cls, arrays: Path, vocabulary: Path) -> BM25Index:
-        with np.load(arrays, allow_pickle=False) as data:
-            parts = {name: data[name] for name in ("offsets", "chunk_ids", "counts", "lengths")}
-        return cls(json.loads(vocabulary.read_text(encoding="utf-8")), **parts)
+    def load(cls, folder: Path) -> BM25Index:
+        """The index `save` wrote; its arrays are memory-mapped, so a question reads only the
+        postings of its own terms."""
+        arrays = {
+            name: np.load(folder / f"{PREFIX}{name}.npy", mmap_mode="r", allow_pickle=False)
+            for name in ARRAYS
+        }
+        return cls(json.loads((folder / TERMS).read_text(encoding="utf-8")), **arrays)
 
     def __len__(self) -> int:
         return len(self._lengths)

@@ -376,7 +376,10 @@ def _previous(
     try:
         manifest, _ = read_manifest(folder)
     except VectorStoreError:
-        return None, f"the index was damaged or from another docqa (format {FORMAT_VERSION})"
+        return None, (
+            f"the index was damaged or from another docqa (this one writes format "
+            f"{FORMAT_VERSION}); documents read before are kept, not read again"
+        )
     if manifest.embedding.precision != embedding.precision:
         return None, (
             f"the embedding precision changed from {manifest.embedding.precision} to "
