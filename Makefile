@@ -59,14 +59,14 @@ lint: setup
 # 95% intervals (needs ../shared/data/manu-20f-2022-09-24.pdf; about 10 minutes). Variants:
 # `poetry run python -m bench.quality --part retrieval` (or answers), on the tuning half.
 quality: setup
-	$(POETRY) install --with bench
+	$(POETRY) install --with bench --compile
 	$(POETRY) run python -m bench.quality
 
 # Every speed benchmark against the reference pipeline and the hardware's limits, side by side
-# (the 20-F parts need ../shared/data/manu-20f-2022-09-24.pdf; about 45 minutes; writes
+# (the 20-F parts need ../shared/data/manu-20f-2022-09-24.pdf; about 60 minutes; writes
 # bench/results/latest.md, latest.json and PNG plots; two ~7 GB model files in models/bench/).
 bench: setup
-	$(POETRY) install --with bench
+	$(POETRY) install --with bench --compile
 	$(POETRY) run python -m bench
 
 # Regenerate the bundled sample PDF from the text in tests/fixtures/pdfs.py.
@@ -83,7 +83,11 @@ $(TORCH_WHEEL):
 	cp /opt/wheels/$(notdir $@) $@ 2>/dev/null || $(PYTHON) -m pip download --no-deps \
 	  --dest vendor --index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu
 
+# --compile, and compileall for docqa itself: bytecode written once at install, so a Python
+# that may not write it (PYTHONDONTWRITEBYTECODE, a read-only install) does not compile
+# LangChain and the rest from source in every run (1.0 s of each `ask` measured).
 .venv/.installed: $(POETRY) $(TORCH_WHEEL) pyproject.toml poetry.lock
 	$(POETRY) env use $(PYTHON)
-	$(POETRY) install
+	$(POETRY) install --compile
+	$(POETRY) run python -m compileall -q docqa
 	touch $@

@@ -16,6 +16,7 @@ from docqa.llm.ggml_file import VERSIONED_MAGICS, Hyperparameters
 
 # GGUF value types: sizes of the fixed-size ones; 8 is a string, 9 an array.
 _GGUF_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_U64 = struct.Struct("<Q")
 _GGUF_INTS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 10: "<Q", 11: "<q"}
 
 
@@ -98,6 +99,11 @@ def _skip_gguf_value(data: Any, offset: int, kind: int) -> int:
         offset += 12
         if item_kind in _GGUF_SIZES:
             return offset + items * _GGUF_SIZES[item_kind]
+        if item_kind == 8:  # a vocabulary: ~100,000 strings, so the tightest loop
+            length = _U64.unpack_from
+            for _ in range(items):
+                offset += 8 + length(data, offset)[0]
+            return offset
         for _ in range(items):
             offset = _skip_gguf_value(data, offset, item_kind)
         return offset
