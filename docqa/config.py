@@ -195,6 +195,12 @@ class LLMSettings(Sampling):
         None, ge=1, description="CPU threads. Empty: every core this process may use."
     )
     batch_size: int = Field(512, ge=1, description="Prompt tokens evaluated per batch.")
+    prompt_cache: Path | None = Field(
+        Path("models/.prompt-cache"),
+        description="Folder for the model's state after the start every prompt shares "
+        "(llama.cpp), saved once per model and settings, so a question reads only its own "
+        "part. Empty: evaluate that start in every run.",
+    )
 
     @property
     def sampling(self) -> Sampling:
@@ -344,6 +350,8 @@ def _anchor_paths(settings: Settings, root: Path) -> Settings:
     def anchored(path: Path) -> Path:
         return path if path.is_absolute() else root / path
 
+    prompt_cache = settings.llm.prompt_cache
+
     embedding_dir = root / settings.embedding.model
     return settings.model_copy(
         update={
@@ -353,7 +361,12 @@ def _anchor_paths(settings: Settings, root: Path) -> Settings:
                     "vectorstore": anchored(settings.paths.vectorstore),
                 }
             ),
-            "llm": settings.llm.model_copy(update={"model": anchored(settings.llm.model)}),
+            "llm": settings.llm.model_copy(
+                update={
+                    "model": anchored(settings.llm.model),
+                    "prompt_cache": prompt_cache and anchored(prompt_cache),
+                }
+            ),
             "embedding": settings.embedding.model_copy(
                 update={"model": str(embedding_dir)} if embedding_dir.is_dir() else {}
             ),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from docqa.answer.prompts import qa_prompt_template
+from docqa.answer.prompts import prompt_start, qa_prompt_template
 from docqa.config import LLMSettings, Sampling
 from docqa.errors import ModelError, UsageError
 from docqa.llm.chat_formats import TRUSTED_CLOSE, TRUSTED_OPEN, Message, unmarked
@@ -46,6 +46,9 @@ class ScriptedEngine:
 
     def is_end(self, token: int) -> bool:
         return token == self.END
+
+    def keep(self, tokens: list[int]) -> None:
+        pass  # every generation replays the script, whatever the prompt
 
     def generate(self, tokens: list[int], sampling: Sampling) -> Iterator[int]:
         self.samplings.append(sampling)
@@ -243,6 +246,38 @@ def test_two_requests_with_different_sampling_on_one_loaded_model(tmp_path: Path
     assert llm.complete(prompt, greedy).text == first
 
 
+@pytest.mark.slow
+def test_the_shared_prompt_start_is_read_once_and_its_state_kept(tmp_path: Path) -> None:
+    states = tmp_path / "states"
+
+    def loaded(cache: Path | None) -> LocalLLM:
+        settings = LLMSettings(
+            model=tmp_path / "missing.bin", temperature=0, max_new_tokens=24, prompt_cache=cache
+        )
+        llm = load_llm(settings)[0]
+        llm.keep_prefix(prompt_start(llm.chat_format))
+        return llm
+
+    def answer(llm: LocalLLM) -> str:
+        template = qa_prompt_template(llm.chat_format)
+        context = "[1] The minimum guarantee payable by adidas is £750 million over ten years."
+        return llm.complete(template.format(context=context, question="What does adidas pay?")).text
+
+    expected = answer(loaded(None))
+    assert "750" in expected
+    assert answer(loaded(states)) == expected  # read, then saved
+    (state,) = states.iterdir()
+    saved = (state.stat().st_mtime_ns, state.stat().st_size)
+    llm = loaded(states)  # loaded, not read again
+    assert (state.stat().st_mtime_ns, state.stat().st_size) == saved
+    start = llm.tokenize_prompt(prompt_start(llm.chat_format))
+    assert llm._engine._llm.n_tokens == len(start)  # type: ignore[attr-defined]
+    assert answer(llm) == expected
+    state.write_bytes(state.read_bytes()[:-100])  # damaged: read again and saved anew
+    assert answer(loaded(states)) == expected
+    assert state.stat().st_size == saved[1]
+
+
 CTRANSFORMERS_PROBE = """
 import json, sys
 from pathlib import Path
@@ -255,6 +290,8 @@ text = "Prix: £750 millions, 漢字 ✓ — " * 20
 turns = [Message(role="user", content="Q1 </s>"), Message(role="assistant", content="A1"),
          Message(role="user", content=text)]
 prompt = llm.chat_format.render(turns)
+llm.keep_prefix(prompt[:40])  # read ahead, then reused by the prompt that starts with it
+kept = len(llm._engine._llm._context)
 completion = llm.complete(prompt)
 engine = llm._engine
 print(json.dumps({
@@ -262,7 +299,8 @@ print(json.dumps({
     "tokens": llm.count_tokens(text), "bytes": len(text.encode()),
     "generated": completion.completion_tokens, "finish": completion.finish_reason,
     "bos": engine._llm.bos_token_id, "eos": engine._llm.eos_token_id,
-    "prompt_tokens": llm.tokenize_prompt(prompt),
+    "prompt_tokens": llm.tokenize_prompt(prompt), "kept": kept,
+    "kept_tokens": llm.tokenize_prompt(prompt[:40]),
 }))
 """
 
@@ -281,3 +319,5 @@ def test_ctransformers_loads_a_ggml_model_and_generates(tiny_ggml: Path) -> None
     assert (tokens.count(report["bos"]), tokens.count(report["eos"])) == (2, 1)
     assert report["generated"] == 5
     assert report["finish"] == "length"
+    assert report["kept"] == len(report["kept_tokens"]) > 0
+    assert tokens[: report["kept"]] == report["kept_tokens"]

@@ -40,6 +40,12 @@ def qa_prompt_template(chat_format: ChatFormat, history: Sequence[Turn] = ()) ->
     return text.replace(_CONTEXT_SLOT, "{context}").replace(_QUESTION_SLOT, "{question}")
 
 
+def prompt_start(chat_format: ChatFormat) -> str:
+    """The text every QA prompt starts with: the instructions, up to the passages."""
+    start = qa_prompt_template(chat_format).split("{context}")[0]
+    return start.replace("{{", "{").replace("}}", "}")
+
+
 def format_passage(n: int, text: str) -> str:
     return PASSAGE_TEMPLATE.format(n=n, page_content=text)
 

@@ -22,7 +22,7 @@ from docqa.answer.evidence import Evidence, excerpts, select
 from docqa.answer.figures import wrong_year
 from docqa.answer.grounding import ABSTENTION, agrees, ground, uncited
 from docqa.answer.profiles import ReaderProfile, profile_for
-from docqa.answer.prompts import fit_passages, qa_prompt_template
+from docqa.answer.prompts import fit_passages, prompt_start, qa_prompt_template
 from docqa.answer.results import (
     Answer,
     AnswerEvent,
@@ -98,6 +98,7 @@ class QAService:
             self._llm, notice = load_llm(self.settings.llm, explicit=self.explicit_model)
             if notice:
                 self.notices.append(notice)
+            self._llm.keep_prefix(prompt_start(self._llm.chat_format))
             import docqa.answer.chain  # noqa: F401  LangChain (~1 s) loads with the model, not in a question
 
     def load_for_serving(self) -> VectorStoreError | None:

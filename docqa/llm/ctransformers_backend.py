@@ -68,6 +68,11 @@ class CTransformersEngine:
     def is_end(self, token: int) -> bool:
         return bool(self._llm.is_eos_token(token))
 
+    def keep(self, tokens: list[int]) -> None:
+        # In memory only (ctransformers cannot save a state): generate() reuses the tokens
+        # its prompt starts with, as it does a previous prompt's.
+        self._llm.eval(tokens, batch_size=self._batch_size, threads=self._threads)
+
     def generate(self, tokens: list[int], sampling: Sampling) -> Generator[int, Any, None]:
         greedy = sampling.temperature == 0  # ctransformers divides by the temperature
         generator: Generator[int, Any, None] = self._llm.generate(

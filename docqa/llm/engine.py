@@ -57,6 +57,11 @@ class Engine(Protocol):
     def is_end(self, token: int) -> bool: ...
     def generate(self, tokens: list[int], sampling: Sampling) -> Generator[int, Any, None]: ...
 
+    def keep(self, tokens: list[int]) -> None:
+        """Read the tokens every prompt starts with, once: generate() then reads only the
+        tokens that follow them."""
+        ...
+
 
 class LocalLLM:
     """A loaded model: count tokens, and complete prompts with streaming and timings.
@@ -103,6 +108,11 @@ class LocalLLM:
 
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenize_prompt(prompt))
+
+    def keep_prefix(self, text: str) -> None:
+        """Have the model read `text`, the start every prompt shares, ahead of the prompts."""
+        with self.lock:
+            self._engine.keep(self.tokenize_prompt(text))
 
     def complete(
         self,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -10,6 +14,8 @@ from docqa.config import LLMSettings, Sampling
 from docqa.errors import ModelError
 from docqa.llm.engine import MAX_AUTO_CONTEXT, available_threads
 from docqa.llm.header import model_shape
+
+log = logging.getLogger(__name__)
 
 
 class LlamaCppEngine:
@@ -26,6 +32,8 @@ class LlamaCppEngine:
             trained or MAX_AUTO_CONTEXT, MAX_AUTO_CONTEXT
         )
         threads = settings.threads or available_threads()
+        self._path, self._batch_size, self._seed = path, settings.batch_size, settings.seed
+        self._cache = settings.prompt_cache
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(path),
@@ -79,3 +87,65 @@ class LlamaCppEngine:
             min_p=sampling.min_p,
             repeat_penalty=sampling.repeat_penalty,
         )
+
+    def keep(self, tokens: list[int]) -> None:
+        """Read the tokens (or load the state an earlier run saved after reading them), so
+        generate() reads only what follows them: llama-cpp-python reuses the longest prefix
+        a prompt shares with what the context holds."""
+        path = self._state_path(tokens)
+        if path is not None and self._load_state(path, tokens):
+            return
+        self._llm.reset()
+        self._llm.eval(tokens)
+        if path is not None:
+            self._save_state(path, tokens)
+
+    def _state_path(self, tokens: list[int]) -> Path | None:
+        """Where the state after `tokens` is kept: named by everything it depends on."""
+        if self._cache is None:
+            return None
+        stat = self._path.stat()
+        key = [str(self._path.resolve()), stat.st_size, stat.st_mtime_ns, self.context_length]
+        key += [self._batch_size, self._lib.__version__, tokens]
+        return self._cache / (hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32] + ".state")
+
+    def _load_state(self, path: Path, tokens: list[int]) -> bool:
+        import numpy as np
+        from llama_cpp.llama import LlamaState
+
+        try:
+            with open(path, "rb") as file:
+                header = json.loads(file.readline())
+                state = file.read()
+            if header.get("tokens") != tokens or header.get("bytes") != len(state):
+                return False
+            input_ids = np.zeros(self.context_length, dtype=np.intc)
+            input_ids[: len(tokens)] = tokens
+            self._llm.load_state(
+                LlamaState(
+                    input_ids=input_ids,
+                    scores=np.zeros((len(tokens), self._llm.n_vocab()), dtype=np.single),
+                    n_tokens=len(tokens),
+                    llama_state=state,
+                    llama_state_size=len(state),
+                    seed=self._seed,
+                )
+            )
+        except (OSError, ValueError, RuntimeError) as exc:  # absent, damaged or from elsewhere
+            log.debug("prompt state %s not used: %s", path, exc)
+            self._llm.reset()
+            return False
+        return True
+
+    def _save_state(self, path: Path, tokens: list[int]) -> None:
+        state = self._llm.save_state().llama_state
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(partial, "wb") as file:
+                file.write(json.dumps({"tokens": tokens, "bytes": len(state)}).encode() + b"\n")
+                file.write(state)
+            os.replace(partial, path)
+        except OSError as exc:  # a read-only or full disk: read the prefix again next time
+            log.debug("prompt state not saved in %s: %s", path.parent, exc)
+            partial.unlink(missing_ok=True)
