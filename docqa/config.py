@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from docqa.errors import ConfigError
 
@@ -201,6 +201,12 @@ class LLMSettings(Sampling):
         "(llama.cpp), saved once per model and settings, so a question reads only its own "
         "part. Empty: evaluate that start in every run.",
     )
+
+    @field_validator("prompt_cache", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        # DOCQA_LLM__PROMPT_CACHE= would otherwise become Path(""): the config file's folder
+        return None if value == "" else value
 
     @property
     def sampling(self) -> Sampling:

@@ -49,6 +49,18 @@ def test_file_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     assert settings.paths.vectorstore == tmp_path / "project" / "vectorstore"
 
 
+def test_an_empty_prompt_cache_turns_it_off(tmp_path: Path) -> None:
+    config = tmp_path / "elsewhere" / "config.yml"
+    config.parent.mkdir()
+    config.write_text('llm:\n  prompt_cache: ""\n')
+    assert load_settings(config, environ={}).llm.prompt_cache is None
+    environ = {"DOCQA_LLM__PROMPT_CACHE": ""}
+    assert load_settings(None, environ=environ).llm.prompt_cache is None
+    assert (
+        load_settings(None, environ={}).llm.prompt_cache == Path("models/.prompt-cache").resolve()
+    )
+
+
 def test_config_file_found_through_the_environment(tmp_path: Path) -> None:
     config = write_config(tmp_path / "elsewhere", "retrieval:\n  k: 3\n")
     settings = load_settings(environ={"DOCQA_CONFIG": str(config)})
