@@ -17,10 +17,9 @@ from docqa.text import terms
 
 K1 = 1.2  # term-frequency saturation
 B = 0.75  # document-length normalisation
-PREFIX = "bm25-"
-ARRAYS = ("offsets", "chunk_ids", "counts", "lengths")
-TERMS = f"{PREFIX}terms.json"
-FILES = (*(f"{PREFIX}{name}.npy" for name in ARRAYS), TERMS)  # what `save` writes
+ARRAY_FILES = {name: f"bm25-{name}.npy" for name in ("offsets", "chunk_ids", "counts", "lengths")}
+TERMS = "bm25-terms.json"
+FILES = (*ARRAY_FILES.values(), TERMS)  # what `save` writes
 
 
 class BM25Index:
@@ -65,8 +64,8 @@ class BM25Index:
     def save(self, folder: Path) -> None:
         """Write the arrays as .npy files (memory-mapped when loaded) and the terms as JSON."""
         arrays = (self._offsets, self._chunk_ids, self._counts, self._lengths)
-        for name, array in zip(ARRAYS, arrays, strict=True):
-            with open(folder / f"{PREFIX}{name}.npy", "wb") as out:
+        for file, array in zip(ARRAY_FILES.values(), arrays, strict=True):
+            with open(folder / file, "wb") as out:
                 np.save(out, array, allow_pickle=False)
         (folder / TERMS).write_text(json.dumps(self._vocabulary, ensure_ascii=False), "utf-8")
 
@@ -75,8 +74,8 @@ class BM25Index:
         """The index `save` wrote; its arrays are memory-mapped, so a question reads only the
         postings of its own terms."""
         arrays = {
-            name: np.load(folder / f"{PREFIX}{name}.npy", mmap_mode="r", allow_pickle=False)
-            for name in ARRAYS
+            name: np.load(folder / file, mmap_mode="r", allow_pickle=False)
+            for name, file in ARRAY_FILES.items()
         }
         return cls(json.loads((folder / TERMS).read_text(encoding="utf-8")), **arrays)
 
