@@ -128,16 +128,19 @@ class AnswerSettings(_Section):
         description="Most tokens of passages in a prompt. Empty: the profile's (evidence: "
         "no bound but the model's context).",
     )
-    evidence_sentences: int = Field(2, ge=1, description="Sentences the LLM reads (evidence).")
+    evidence_sentences: int = Field(
+        2, ge=1, description="Sentences the LLM reads (evidence), and a quote in its place quotes."
+    )
     keyword_weight: float = Field(
         1.0, ge=0.0, description="Weight of shared rare words, beside similarity, in evidence."
     )
     quote_unsupported: bool = Field(
         True,
         description="When the model's answer fails the checks, quote the best evidence "
-        "sentence instead: always when the answer contradicts it (a figure for another year "
-        "than asked; with the evidence profile, anything it does not say), and when the model "
-        "declined, if the sentence scores at least min_quote_score.",
+        "sentences (evidence_sentences of them, the best first) instead: always when the "
+        "answer contradicts the best (a figure for another year than asked; with the evidence "
+        "profile, anything it does not say), and when the model declined, if the best scores "
+        "at least min_quote_score.",
     )
     min_quote_score: float = Field(
         1.3, description="Evidence score needed to quote it in place of a declined answer."

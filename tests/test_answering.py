@@ -125,12 +125,15 @@ def test_an_answer_that_contradicts_the_best_evidence_is_replaced_by_it(
 ) -> None:
     question = "What was Broadcasting revenue in fiscal 2021?"
     service = QAService(load_settings(None, {"answer": {"profile": profile}}, environ={}))
-    best = Evidence(1, 0, BROADCASTING, 1.5)
-    context = Context(question, question, [], READ, [best], "")
+    evidence = [Evidence(1, 0, BROADCASTING, 1.5), Evidence(2, 0, READ[1]["text"], 1.0)]
+    context = Context(question, question, [], READ, evidence, "")
     completion = Completion("x", 1, 1, 0.0, 0.0, "stop")
     checked = service._answer(
         context, Timings(0.0, 0.0, 0.0, 0.0), ChainResult(answer, READ, completion)
     )
     assert checked.revision == revision
     if revision == "quoted":
-        assert checked.answer == f'The documents say: "{BROADCASTING}" [1]'
+        # Both sentences the model read (evidence_sentences), the best first.
+        assert checked.answer == (
+            f'The documents say: "{BROADCASTING}" [1] "{READ[1]["text"]}" [2]'
+        )

@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from docqa.answer.evidence import YEAR_WEIGHT, Evidence, excerpts, select, sentences
+from docqa.answer.evidence import (
+    PIECE_WORDS,
+    YEAR_WEIGHT,
+    Evidence,
+    excerpts,
+    select,
+    sentences,
+)
 
 
 def test_sentences_respect_titles_quotes_and_wrapped_lines() -> None:
@@ -21,9 +28,19 @@ def test_sentences_respect_titles_quotes_and_wrapped_lines() -> None:
     ]
 
 
-def test_long_runs_without_full_stops_split_at_lines() -> None:
-    table = "\n".join(f"Row {i} 100 200 300 400 500 600 700" for i in range(12))
-    assert len(sentences(table)) == 12
+def test_long_runs_without_full_stops_split_at_lines_into_pieces_of_whole_rows() -> None:
+    table = "\n".join(f"Row {i} 100 200 300 400 500 600 700" for i in range(12))  # 9 words each
+    pieces = sentences(table)
+    assert [len(piece.split()) for piece in pieces] == [45, 45, 18]  # 5 rows, 5 rows, 2 rows
+    assert " ".join(pieces) == " ".join(table.split())
+    assert all(len(piece.split()) <= PIECE_WORDS for piece in pieces)
+
+
+def test_dot_leaders_neither_end_a_sentence_nor_part_a_label_from_its_figures() -> None:
+    text = "Foreign exchange losses(1) . . . (58,738) — (4,436)\nTotal ........ 12 13"
+    assert sentences(text) == [
+        "Foreign exchange losses(1) (58,738) — (4,436) Total 12 13",
+    ]
 
 
 def fake_embed(texts: list[str]) -> np.ndarray:
@@ -57,3 +74,17 @@ def test_select_prefers_the_year_asked_about_over_the_other_columns() -> None:
     best = select("Broadcasting revenue in fiscal 2021?", passages, fake_embed, words_only, 1.0)
     assert best[0].text == "Broadcasting revenue (2021): 254,815."
     assert best[0].score - best[1].score == pytest.approx(2 * YEAR_WEIGHT)
+
+
+def test_a_sentence_said_again_by_an_overlapping_chunk_is_ranked_once() -> None:
+    said = "The Survey covered 39 countries."
+    passages = {
+        1: f"Banana sales rise. {said}",
+        2: f"{said} More here now.",
+        3: "Survey covered 39",
+    }
+    ranked = select("survey countries?", passages, fake_embed, lambda term: 1.0, 1.0)
+    texts = [evidence.text for evidence in ranked]
+    assert texts.count(said) == 1
+    assert "Survey covered 39" not in texts  # a fragment of a better-ranked sentence
+    assert sorted(texts) == sorted(["Banana sales rise.", said, "More here now."])

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from docqa.text import terms, years
+from docqa.text import fold, terms, years
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,7 +23,9 @@ _SENTENCE_END = re.compile(
     r"(?<![A-Z][a-z]\.)(?<!\b[A-Z]\.)(?<!\bNo\.)(?<!\bCo\.)(?<!\bvs\.)(?<!\bMrs\.)"
     r"(?:(?<=[.!?;])|(?<=[.!?;][\"\u201d\u2019')]))\s+(?=[A-Z£$€\"\u201c(\d])"
 )
-MAX_WORDS = 60  # longer "sentences" (tables, lists) are cut at their line breaks
+MAX_WORDS = 60  # longer "sentences" (tables, lists) are cut at their line breaks...
+PIECE_WORDS = 45  # ...into pieces this long: single lines lose their row labels and context
+_LEADERS = re.compile(r"(?:\s\.){2,}|\.{4,}")  # the dot leaders of a table's label column
 YEAR_WEIGHT = 0.3  # added for naming a year the question asks about, taken off for only others
 
 
@@ -36,14 +38,29 @@ class Evidence:
 
 
 def sentences(text: str) -> list[str]:
-    """Sentences of a passage; a line break ends a sentence only in tables and lists."""
+    """Sentences of a passage. A run too long to be one sentence (a table, a list) is cut at
+    its line breaks into pieces of up to PIECE_WORDS words: whole rows, or lines of a list."""
     pieces: list[str] = []
-    for sentence in _SENTENCE_END.split(text):
+    for sentence in _SENTENCE_END.split(_LEADERS.sub(" ", text)):
         if len(sentence.split()) > MAX_WORDS:
-            pieces.extend(sentence.split("\n"))
+            pieces.extend(_pack(sentence.split("\n")))
         else:
             pieces.append(sentence)
     return [" ".join(piece.split()) for piece in pieces if len(piece.split()) >= 3]
+
+
+def _pack(lines: list[str]) -> list[str]:
+    """Consecutive lines joined into pieces of at most PIECE_WORDS words (a longer line alone)."""
+    pieces: list[list[str]] = []
+    words = 0
+    for line in lines:
+        count = len(line.split())
+        if not pieces or words + count > PIECE_WORDS:
+            pieces.append([])
+            words = 0
+        pieces[-1].append(line)
+        words += count
+    return [" ".join(piece) for piece in pieces]
 
 
 def select(
@@ -71,7 +88,20 @@ def select(
         overlap = sum(weights[term] for term in set(terms(sentence)) & weights.keys()) / total
         score = cosine + keyword_weight * overlap + _year_match(asked, sentence)
         scored.append(Evidence(n, index, sentence, score))
-    return sorted(scored, key=lambda evidence: -evidence.score)
+    return _distinct(sorted(scored, key=lambda evidence: -evidence.score))
+
+
+def _distinct(ranked: list[Evidence]) -> list[Evidence]:
+    """The ranking without a sentence already said by a better one: overlapping chunks and
+    neighbouring passages repeat sentences, which would take the places of new ones."""
+    kept: list[Evidence] = []
+    said: list[str] = []
+    for evidence in ranked:
+        folded = fold(evidence.text)
+        if not any(folded in earlier for earlier in said):
+            kept.append(evidence)
+            said.append(folded)
+    return kept
 
 
 def _year_match(asked: set[str], sentence: str) -> float:

@@ -412,8 +412,9 @@ class QAService:
                 else not self._matches(text, best.text, context.query)
             )
         ):
+            quoted = context.evidence[: settings.evidence_sentences]
             text, abstained, revision = (
-                f'The documents say: "{best.text}" [{best.n}]',
+                "The documents say: " + " ".join(f'"{e.text}" [{e.n}]' for e in quoted),
                 False,
                 "quoted",
             )
