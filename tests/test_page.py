@@ -5,6 +5,7 @@ and phone widths are saved in test-artifacts/."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,11 +162,27 @@ def test_markup_in_a_pdf_is_shown_as_text(page, tmp_path: Path) -> None:  # type
     assert page.locator("#messages img, #messages script").count() == 0
 
 
+def start_job(url: str) -> str:
+    response = httpx.post(f"{url}/v1/jobs", json=long_question())
+    assert response.is_success, response.text
+    return str(response.json()["job_id"])
+
+
+def wait_until_running(url: str, job_id: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while httpx.get(f"{url}/v1/jobs/{job_id}").json()["status"] == "queued":
+        assert time.monotonic() < deadline, f"job {job_id} never started"
+        time.sleep(0.05)
+
+
 def test_a_busy_server_says_so(page, site) -> None:  # type: ignore[no-untyped-def]
     url, _ = site
-    # One question runs and one waits (max_queue 1): the page's question is refused, 429.
-    jobs = [httpx.post(f"{url}/v1/jobs", json=long_question()).json()["job_id"] for _ in "12"]
+    # One question runs and one waits (max_queue 1): the page's question is refused, 429. The
+    # second waits only once the first runs: while the first waits, the queue is already full.
+    jobs = [start_job(url)]
     try:
+        wait_until_running(url, jobs[0])
+        jobs.append(start_job(url))
         ask(page, QUESTION)
         page.wait_for_selector("#notice:has-text('busy')", timeout=30_000)
     finally:
