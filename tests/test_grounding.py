@@ -138,3 +138,14 @@ def test_an_answer_agrees_with_a_sentence_by_its_figures_or_its_own_words(
     answer: str, agreed: bool
 ) -> None:
     assert agrees(answer, PASSAGES[2], "When did Old Trafford open?") is agreed
+
+
+@pytest.mark.parametrize(
+    ("answer", "agreed"),
+    [
+        ("It happened on 19 February [2].", False),  # only the question's own figure said back
+        ("On 19 February it opened, and it seats 74,240.", True),  # and one the question lacks
+    ],
+)
+def test_the_questions_own_figures_are_not_an_answer(answer: str, agreed: bool) -> None:
+    assert agrees(answer, PASSAGES[2], "What happened at Old Trafford on 19 February?") is agreed

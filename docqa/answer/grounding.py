@@ -102,10 +102,10 @@ def _with_currency(answer: str, passages: str) -> str:
 
 def agrees(answer: str, sentence: str, question: str) -> bool:
     """Whether the answer says what `sentence` says: the sentence holds the answer's figures
-    (years and single digits aside), or, when it gives none, most of its own words (words
-    the question does not use)."""
+    (years, single digits and the question's own figures aside: "30 June 2021 [1]." says
+    nothing), or, when it gives none, most of its own words (words the question does not use)."""
     body = uncited(answer)
-    figures = {n for n in numbers(body) - years(body) if len(n) > 1}
+    figures = {n for n in numbers(body) - years(body) - numbers(question) if len(n) > 1}
     if figures:
         return figures <= numbers(sentence)
     own = set(terms(body)) - set(terms(question))  # none: the question said back
