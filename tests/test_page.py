@@ -5,7 +5,6 @@ and phone widths are saved in test-artifacts/."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from tests.conftest import FACTS, REPO, run_cli, write_documents
 from tests.fixtures.pdfs import write_pdf
-from tests.fixtures.services import long_question, serving
+from tests.fixtures.services import long_question, serving, wait_for_job
 
 pytestmark = pytest.mark.slow
 
@@ -168,20 +167,13 @@ def start_job(url: str) -> str:
     return str(response.json()["job_id"])
 
 
-def wait_until_running(url: str, job_id: str, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while httpx.get(f"{url}/v1/jobs/{job_id}").json()["status"] == "queued":
-        assert time.monotonic() < deadline, f"job {job_id} never started"
-        time.sleep(0.05)
-
-
 def test_a_busy_server_says_so(page, site) -> None:  # type: ignore[no-untyped-def]
     url, _ = site
     # One question runs and one waits (max_queue 1): the page's question is refused, 429. The
     # second waits only once the first runs: while the first waits, the queue is already full.
     jobs = [start_job(url)]
     try:
-        wait_until_running(url, jobs[0])
+        wait_for_job(url, jobs[0], until=("running", "done", "failed", "cancelled"))
         jobs.append(start_job(url))
         ask(page, QUESTION)
         page.wait_for_selector("#notice:has-text('busy')", timeout=30_000)
