@@ -4,6 +4,7 @@ ingest) compute what sentence-transformers computes."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from docqa.errors import ConfigError, ModelError
 from docqa.index import bert_openvino
-from docqa.index.bert_numpy import supports
+from docqa.index.bert_numpy import _gelu, supports
 from docqa.index.bert_openvino import cpu_has_bf16
 from docqa.index.embeddings import Embedder, Runtime, folder_id, ingest_runtime
 from tests.conftest import DOCUMENTS, FACTS, REPO, SHOWCASE_PDF, write_documents
@@ -225,3 +226,10 @@ def test_a_model_folder_is_known_by_its_content_not_its_place(tmp_path: Path) ->
     other_pooling.write_text('{"word_embedding_dimension": 16}')
     assert folder_id(other_pooling.parent.parent) != first
     assert folder_id(model_folder(tmp_path / "e" / "other", weights)) != first
+
+
+def test_the_numpy_gelu_is_the_exact_one() -> None:
+    x = np.linspace(-8, 8, 4001, dtype=np.float32).reshape(1, 4001)
+    exact = np.array([v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x[0].tolist()])
+    assert np.abs(_gelu(x)[0] - exact).max() < 1e-6
+    assert _gelu(x).dtype == np.float32
