@@ -54,16 +54,20 @@ class NumpyBert:
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens  # word pieces, not counting [CLS] and [SEP]
 
+    @property
+    def dimension(self) -> int:
+        return int(self.w["embeddings.LayerNorm.weight"].shape[0])
+
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Unit-length float32 vectors, one row per text (batched by length, to pad little)."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        vectors = np.empty((len(texts), self.w["embeddings.LayerNorm.weight"].shape[0]), np.float32)
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            vectors[rows] = self._embed_batch([texts[i] for i in rows])
+        vectors = np.empty((len(texts), self.dimension), np.float32)
+        for rows in length_batches(texts, batch_size):
+            tokens, mask = self.encode([texts[i] for i in rows])
+            vectors[rows] = pooled(self._forward(tokens, mask), mask)
         return vectors
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and attention mask of a batch, padded to its longest text."""
         encodings = self.tokenizer.encode_batch(texts)
         ids = [e.ids[1:-1][: self.max_tokens] for e in encodings]  # drop [CLS]/[SEP], truncate
         cls, sep = encodings[0].ids[0], encodings[0].ids[-1]
@@ -73,10 +77,7 @@ class NumpyBert:
         for row, pieces in enumerate(ids):
             tokens[row, : len(pieces) + 2] = [cls, *pieces, sep]
             mask[row, : len(pieces) + 2] = 1.0
-        hidden = self._forward(tokens, mask)
-        pooled = (hidden * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return np.ascontiguousarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
+        return tokens, mask
 
     def _forward(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
         w = self.w
@@ -122,6 +123,19 @@ class NumpyBert:
         variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
         normalised = (x - mean) / np.sqrt(variance + self.eps)
         return normalised * self.w[name + ".weight"] + self.w[name + ".bias"]
+
+
+def length_batches(texts: list[str], batch_size: int) -> list[list[int]]:
+    """Indices of the texts in batches of similar length, shortest first."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean of each text's token states, L2-normalised (sentence-transformers' pooling)."""
+    summed = (hidden * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+    norms = np.linalg.norm(summed, axis=1, keepdims=True)
+    return np.ascontiguousarray(summed / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
