@@ -65,14 +65,16 @@ def bf16_peak(size: int = 2048, runs: int = 7) -> float:
 
 
 def _gemm_rate(multiply: Callable[[], object], size: int, runs: int) -> float:
-    """GFLOP/s of a size x size matrix multiply, the median of `runs` after a warm-up."""
+    """GFLOP/s of a size x size matrix multiply, the best of `runs` after a warm-up: a peak.
+    (The median once read 604 GFLOP/s for bf16 against 1,544-2,258 in every other run, and
+    OpenVINO's throughput came out at 109% of it.)"""
     multiply()
     seconds = []
     for _ in range(runs):
         started = time.perf_counter()
         multiply()
         seconds.append(time.perf_counter() - started)
-    return 2 * size**3 / statistics.median(seconds) / 1e9
+    return 2 * size**3 / min(seconds) / 1e9
 
 
 def flops(config: dict[str, Any], lengths: list[int]) -> float:
@@ -152,7 +154,10 @@ def run(index: Path, sample: int = 256) -> dict[str, list[dict[str, Any]]]:
 
     def measure(name: str, encode: Encode, precision: str) -> None:
         row = {"runtime": name, **throughput(encode, sampled, lengths, work)}
-        row["share_of_its_peak"] = f"{row['gflop_per_s'] / peaks[precision]:.0%} of {precision}"
+        share = row["gflop_per_s"] / peaks[precision]
+        row["share_of_its_peak"] = (
+            f"{share:.0%} of {precision}" if share <= 1 else f"above the {precision} peak: wrong"
+        )
         row["min_cosine_to_fp32"] = round(float((encode(sampled) * reference).sum(axis=1).min()), 4)
         rows.append(row)
         print(row, flush=True)
