@@ -91,7 +91,8 @@ class OpenVinoBert:
 
 
 class _CompiledBert(NumpyBert):
-    """NumpyBert whose forward pass is the compiled bf16 model (in the child process)."""
+    """NumpyBert whose batches run in the compiled bf16 model (in the child process), a
+    stream per core."""
 
     def __init__(self, model_dir: Path, max_tokens: int) -> None:
         import openvino
