@@ -50,7 +50,7 @@ def bert_graph(bert: NumpyBert) -> Any:
 
     nodes: list[Any] = []
     weights = dict(bert.w)
-    width = weights["embeddings.LayerNorm.weight"].shape[0]
+    width = bert.dimension
     size = width // bert.heads
 
     def constant(name: str, value: Any, dtype: Any = np.float32) -> str:
