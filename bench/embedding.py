@@ -1,6 +1,6 @@
 """Ingest's embedding step on its own: each runtime's throughput on a real index's chunks
-against the machine's fp32 and bf16 matrix-multiply peaks, and what bf16 and int8 do to
-retrieval.
+against the machine's fp32, bf16 and int8 matrix-multiply peaks, and what bf16 and int8 do
+to retrieval.
 
     poetry run python -m bench.embedding --index DIR [--sample 256]
 
@@ -62,6 +62,30 @@ def bf16_peak(size: int = 2048, runs: int = 7) -> float:
 
     a, b = (torch.rand(size, size, dtype=torch.bfloat16) for _ in range(2))
     return _gemm_rate(lambda: a @ b, size, runs)
+
+
+def int8_peak(size: int = 2048, runs: int = 7) -> float:
+    """GOP/s of ONNX Runtime's uint8 x int8 matrix multiply (MatMulInteger, the kernel its
+    dynamically quantized encoder runs on: VNNI or AMX where present) on every core: the int8
+    peak."""
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = rng.integers(-128, 128, (size, size), dtype=np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b"], ["c"])],
+        "int8_peak",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [size, size])],
+        [helper.make_tensor_value_info("c", TensorProto.INT32, [size, size])],
+        [numpy_helper.from_array(weights, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    feed = {"a": rng.integers(0, 256, (size, size), dtype=np.uint8)}
+    return _gemm_rate(lambda: session.run(None, feed), size, runs)
 
 
 def _gemm_rate(multiply: Callable[[], object], size: int, runs: int) -> float:
@@ -138,17 +162,18 @@ def run(index: Path, sample: int = 256) -> dict[str, list[dict[str, Any]]]:
     peak = sgemm_peak()
     int8 = Int8Bert(fp32.model_dir, fp32.tokenizer, fp32.max_tokens)
     bf16 = Embedder(MODEL, runtime="openvino") if cpu_has_bf16() else None
-    peaks = {"fp32": peak, "bf16": bf16_peak() if bf16 else None}
-    runtimes: dict[str, Encode] = {
-        "onnxruntime fp32, batch 4 (docqa ingest without bf16 units)": fp32.embed,
-        "numpy fp32 (docqa questions)": Embedder(MODEL, runtime="numpy").embed,
-        "sentence-transformers (torch) fp32": Embedder(
-            MODEL, runtime="sentence-transformers"
-        ).embed,
-        "onnxruntime int8 (dynamic)": lambda batch: int8.embed(batch, fp32.batch_size),
+    peaks = {"fp32": peak, "bf16": bf16_peak() if bf16 else None, "int8": int8_peak()}
+    runtimes: dict[str, tuple[Encode, str]] = {
+        "onnxruntime fp32, batch 4 (docqa ingest without bf16 units)": (fp32.embed, "fp32"),
+        "numpy fp32 (docqa questions)": (Embedder(MODEL, runtime="numpy").embed, "fp32"),
+        "sentence-transformers (torch) fp32": (
+            Embedder(MODEL, runtime="sentence-transformers").embed,
+            "fp32",
+        ),
+        "onnxruntime int8 (dynamic)": (lambda batch: int8.embed(batch, fp32.batch_size), "int8"),
     }
     if bf16:
-        runtimes["openvino bf16, batch 4 (docqa ingest with bf16 units)"] = bf16.embed
+        runtimes["openvino bf16, batch 4 (docqa ingest with bf16 units)"] = (bf16.embed, "bf16")
     reference = fp32.embed(sampled)
     rows = []
 
@@ -162,8 +187,8 @@ def run(index: Path, sample: int = 256) -> dict[str, list[dict[str, Any]]]:
         rows.append(row)
         print(row, flush=True)
 
-    for name, encode in runtimes.items():
-        measure(name, encode, "bf16" if name.startswith("openvino") else "fp32")
+    for name, (encode, precision) in runtimes.items():
+        measure(name, encode, precision)
     for batch_size in (2, 8, 16, 32):
         measure(f"onnxruntime fp32, batch {batch_size}", Embedder(MODEL, batch_size).embed, "fp32")
         if bf16:
@@ -194,7 +219,7 @@ def run(index: Path, sample: int = 256) -> dict[str, list[dict[str, Any]]]:
     bf16_text = f", bf16 {peaks['bf16']:.0f}" if peaks["bf16"] else ", no bf16 units"
     title = (
         f"Embedding {len(sampled)} chunks of the index (matmul peaks: fp32 {peak:.0f} "
-        f"GFLOP/s{bf16_text})"
+        f"GFLOP/s{bf16_text}, int8 {peaks['int8']:.0f} GOP/s)"
     )
     return {title: rows, "Retrieval by embedding precision (20-F, depth 4)": quality}
 
