@@ -89,7 +89,8 @@ def int8_peak(size: int = 2048, runs: int = 7) -> float:
 
 
 def _gemm_rate(multiply: Callable[[], object], size: int, runs: int) -> float:
-    """GFLOP/s of a size x size matrix multiply, the best of `runs` after a warm-up: a peak.
+    """Billions of operations a second (GFLOP/s; GOP/s for integers) of a size x size matrix
+    multiply, the best of `runs` after a warm-up: a peak.
     (The median once read 604 GFLOP/s for bf16 against 1,544-2,258 in every other run, and
     OpenVINO's throughput came out at 109% of it.)"""
     multiply()
