@@ -77,6 +77,54 @@ def test_metrics() -> None:
     assert json.loads(json.dumps(report.to_json()))["items"][1]["rank"] == 2
 
 
+class Library:
+    """Retrieval over several files: (file, page) per rank, fixed per question."""
+
+    def __init__(self, script: dict[str, list[tuple[str, int, str]]]) -> None:
+        self.script = script
+
+    def search(self, question: str, k: int | None = None) -> list[Hit]:
+        return [Hit(f, p, text, 0.5) for f, p, text in self.script[question]][:k]
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        text = {"qa?": "It was 81,797 [1].", "qb?": "It was 12 [1].", "qc?": "It was 7 [1]."}
+        return Answer(question, text[question], [], Timings(0, 0, 0, 0))
+
+
+def test_document_and_page_hits_and_wrong_answers() -> None:
+    def filed(id_: str, source: str, page: int) -> EvalItem:
+        return EvalItem(
+            id=id_, question=f"q{id_}?", answers=["81,797"], pages=[page], kind="number",
+            source=source,
+        )  # fmt: skip
+
+    items = [
+        filed("a", "aapl-q3.pdf", 4),
+        filed("b", "aapl-q3.pdf", 4),
+        EvalItem(id="c", question="qc?", answers=[], pages=[], kind="unanswerable"),
+    ]
+    system = Library(
+        {
+            # the right filing second, on the right page
+            "qa?": [("msft.pdf", 4, "x"), ("aapl-q3.pdf", 4, "y"), ("aapl-q2.pdf", 1, "z")],
+            # the answer's figure in another filing is no hit; the right filing on another page
+            "qb?": [("aapl-q2.pdf", 9, "81,797"), ("aapl-q3.pdf", 7, "w")],
+            "qc?": [("msft.pdf", 1, "v")],
+        }
+    )
+    report = evaluate(system, items, k=2)
+    metrics = report.metrics()
+    assert (metrics["document_hit@1"], metrics["document_hit@2"]) == (0.0, 1.0)
+    assert metrics["page_hit@2"] == 0.5
+    assert metrics["hit@2"] == 0.5  # "81,797" outside the filing asked about does not count
+    assert metrics["answer_accuracy"] == 0.5
+    assert metrics["wrong_answers"] == pytest.approx(2 / 3, abs=1e-4)  # b's, and c answered
+    intervals = report.intervals()
+    assert intervals["document_hit@2"] == (1.0, 1.0)
+    first = report.items_json()[0]
+    assert (first["document_rank"], first["page_rank"], first["source"]) == (2, 2, "aapl-q3.pdf")
+
+
 def test_context_recall_intervals_and_paired_differences() -> None:
     items = [item(str(n), [f"page {n}"], [n]) for n in range(1, 21)]
     # Items 1-10 have their page read first; 11-20 only retrieved third (not read).

@@ -50,9 +50,18 @@ class EvalItem(BaseModel):
 
     def on_listed_page(self, hit: Hit) -> bool:
         """Whether the hit is on one of the listed pages (of the listed file, if any)."""
-        if hit.page not in self.pages:
-            return False
+        return hit.page in self.pages and self.in_listed_file(hit)
+
+    def in_listed_file(self, hit: Hit) -> bool:
+        """Whether the hit is from the listed file (any file, when none is listed)."""
         return self.source is None or self.source in (hit.source, *hit.also)
+
+    def hits(self, hit: Hit) -> bool:
+        """A retrieved chunk that answers: on a listed page, or holding an acceptable answer
+        (in the listed file, when one is listed)."""
+        if self.on_listed_page(hit):
+            return True
+        return bool(self.answers) and self.in_listed_file(hit) and contains(hit.text, self.answers)
 
     @property
     def answerable(self) -> bool:
@@ -90,6 +99,8 @@ class ItemResult:
     answer: str | None = None
     abstained: bool | None = None
     read: tuple[str, ...] | None = None  # what the LLM read; None without answering
+    document_rank: int | None = None  # of the first chunk from the listed file
+    page_rank: int | None = None  # of the first chunk on a listed page of the listed file
 
     @property
     def context_hit(self) -> bool | None:
@@ -147,7 +158,10 @@ class EvalReport:
                 "id": r.item.id,
                 "kind": r.item.kind,
                 "question": r.item.question,
+                "source": r.item.source,
                 "rank": r.rank,
+                "document_rank": r.document_rank,
+                "page_rank": r.page_rank,
                 "retrieved": [
                     {"source": s, "page": p, "score": round(v, 4)} for s, p, v in r.retrieved
                 ],
@@ -221,18 +235,13 @@ def evaluate(
             started = time.perf_counter()
         response: Answer | None = system.ask(item.question) if answer else None
         retrieved = [(hit.source, hit.page, hit.score) for hit in hits]
-        rank = next(
-            (
-                n
-                for n, hit in enumerate(hits, start=1)
-                if item.on_listed_page(hit) or (item.answers and contains(hit.text, item.answers))
-            ),
-            None,
-        )
+        listed = item.answerable and item.source is not None
         result = ItemResult(
             item=item,
-            rank=rank,
+            rank=_first(hits, item.hits),
             retrieved=retrieved,
+            document_rank=_first(hits, item.in_listed_file) if listed else None,
+            page_rank=_first(hits, item.on_listed_page) if listed else None,
             seconds=time.perf_counter() - started,
             answer=response.answer if response else None,
             abstained=response.abstained if response else None,
@@ -244,11 +253,18 @@ def evaluate(
     return report
 
 
+def _first(hits: list[Hit], found: Callable[[Hit], bool]) -> int | None:
+    """The 1-based rank of the first hit `found` accepts; None when none is."""
+    return next((n for n, hit in enumerate(hits, start=1) if found(hit)), None)
+
+
 def measures(k: int, answered: bool) -> list[str]:
     """The per-item measures a report averages (answer ones only when it answered)."""
     names = [f"hit@{depth}" for depth in hit_depths(k)] + ["mrr"]
+    names += [f"document_hit@{depth}" for depth in sorted({1, k})] + [f"page_hit@{k}"]
     if answered:
         names += ["answer_accuracy", "abstention_accuracy", "false_abstentions", "context_recall"]
+        names += ["wrong_answers"]
     return names
 
 
@@ -266,17 +282,26 @@ def item_values(item: dict[str, Any], k: int) -> dict[str, float | None]:
     def flag(value: object, applies: bool = True) -> float | None:
         return None if value is None or not applies else float(bool(value))
 
-    hits = {
-        f"hit@{depth}": flag(rank is not None and rank <= depth, answerable)
-        for depth in hit_depths(k)
+    def within(found: int | None, depth: int, applies: bool) -> float | None:
+        return flag(found is not None and found <= depth, applies)
+
+    listed = answerable and bool(item.get("source")) and "document_rank" in item
+    hits = {f"hit@{depth}": within(rank, depth, answerable) for depth in hit_depths(k)}
+    hits |= {
+        f"document_hit@{depth}": within(item.get("document_rank"), depth, listed)
+        for depth in sorted({1, k})
     }
+    hits[f"page_hit@{k}"] = within(item.get("page_rank"), k, listed)
+    abstained = item.get("abstained")
     return {
         **hits,
         "mrr": (1 / rank if rank else 0.0) if answerable else None,
         "answer_accuracy": flag(correct, answerable),
         "abstention_accuracy": flag(correct, not answerable),
-        "false_abstentions": flag(item.get("abstained"), answerable),
+        "false_abstentions": flag(abstained, answerable),
         "context_recall": flag(item.get("context_hit"), answerable),
+        # an answer given (not declined) that is not right: what misleads a reader
+        "wrong_answers": None if correct is None else float(not abstained and not correct),
     }
 
 
