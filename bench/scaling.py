@@ -91,6 +91,7 @@ def docqa_index(folder: Path, chunks: int) -> Path:
     from docqa.errors import VectorStoreError
     from docqa.index.chunking import Chunk
     from docqa.index.embeddings import DEFAULT_MODEL_ID
+    from docqa.index.identity import DocumentIdentity
     from docqa.index.store import EmbeddingInfo, FileEntry, Manifest, read_manifest, write_store
 
     try:
@@ -107,6 +108,7 @@ def docqa_index(folder: Path, chunks: int) -> Path:
             mtime_ns=0,
             pages=per_file,
             chunks=per_file,
+            identity=DocumentIdentity(title=f"Harbour report {n:04d}"),
         )
         for n in range(max(1, chunks // per_file))
     ]

@@ -71,6 +71,14 @@ class ChunkingSettings(_Section):
     strip_boilerplate: bool = Field(
         True, description="Drop running headers, footers and page numbers before chunking."
     )
+    header_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=4.0,
+        description="Each chunk carries its document's identity (title, organisation, kind, "
+        "period) into its keyword entry, and into its vector with this weight (0: not at "
+        "all), so the same words in two look-alike documents are told apart.",
+    )
 
 
 class RetrievalSettings(_Section):
@@ -99,6 +107,18 @@ class RetrievalSettings(_Section):
     )
     neighbours: int = Field(
         0, ge=0, le=3, description="Chunks either side added to each passage the LLM reads."
+    )
+    routing: Literal["filter", "boost", "off"] = Field(
+        "filter",
+        description="A question that names an organisation, a period or a kind of document "
+        "(Apple, Q3 FY2023, 10-K) is searched in the documents that match (filter), ranks "
+        "their chunks higher (boost), or neither (off).",
+    )
+    route_boost: float = Field(
+        1.0,
+        ge=0.0,
+        description="With routing: boost, the lift of a matching document's chunk "
+        "in the fusion, as a share of a first place in one search.",
     )
     min_score: float = Field(
         0.25,
@@ -136,14 +156,15 @@ class AnswerSettings(_Section):
     )
     quote_unsupported: bool = Field(
         True,
-        description="When the model's answer fails the checks, quote the best evidence "
-        "sentences (evidence_sentences of them, the best first) instead: always when the "
-        "answer contradicts the best (a figure for another year than asked; with the evidence "
-        "profile, anything it does not say), and when the model declined, if the best scores "
-        "at least min_quote_score.",
+        description="When the model declines, or its answer fails the checks (no figure where "
+        "the question asks for one, a figure for another year than asked; with the evidence "
+        "profile, anything the best evidence does not say), quote the best evidence sentences "
+        "(evidence_sentences of them, the best first) instead, if they can stand for an "
+        "answer: the best scores at least min_quote_score, and they give a figure when one is "
+        "asked for. Otherwise the answer is that the documents do not say.",
     )
     min_quote_score: float = Field(
-        1.3, description="Evidence score needed to quote it in place of a declined answer."
+        1.4, description="Evidence score needed to quote it in place of the model's answer."
     )
 
 

@@ -92,7 +92,10 @@ def test_answers_are_checked_against_what_the_model_read(project: Path) -> None:
     ]
     unstated = [{"n": 1, "text": "The cooperative sells its juice to Brightwater Foods."}]
     kept = service._answer(context, timings, ChainResult(answer, stated, completion))
-    assert kept.answer == "The minimum guarantee payable by Brightwater Foods is £18 million [1]."
+    assert kept.answer == (  # the library holds two documents: the answer says which it used
+        "The minimum guarantee payable by Brightwater Foods is £18 million [1]. "
+        "(From docqa test document.)"
+    )
     assert kept.revision == "cited"
     # ...but when what the model read did not state it, the answer is not taken as supported.
     checked = service._answer(context, timings, ChainResult(answer, unstated, completion))
@@ -110,20 +113,29 @@ READ = [
 ]
 
 
+HOW_MUCH = "What was Broadcasting revenue in fiscal 2021?"
+WHENCE = "Where does Broadcasting revenue in fiscal 2021 come from?"
+
+
 @pytest.mark.parametrize(
-    ("profile", "answer", "revision"),
+    ("profile", "question", "answer", "revision"),
     [
-        ("evidence", "Broadcasting revenue was £254.8 million.", "cited"),
-        ("evidence", "Broadcasting revenue was £214.9 million.", "quoted"),  # 2022's figure
-        ("passages", "Broadcasting revenue was £214.9 million.", "quoted"),
-        ("evidence", "It comes from the Premier League [2].", "quoted"),  # not what [1] says
-        ("passages", "It comes from the Premier League [2].", None),  # kept as it came
+        ("evidence", HOW_MUCH, "Broadcasting revenue was £254.8 million.", "cited"),
+        ("evidence", HOW_MUCH, "Broadcasting revenue was £214.9 million.", "quoted"),  # 2022's
+        ("passages", HOW_MUCH, "Broadcasting revenue was £214.9 million.", "quoted"),
+        (
+            "evidence",
+            WHENCE,
+            "It comes from the Premier League [2].",
+            "quoted",
+        ),  # not what [1] says
+        ("passages", WHENCE, "It comes from the Premier League [2].", None),  # kept as it came
+        ("passages", HOW_MUCH, "It comes from the Premier League [2].", "quoted"),  # no figure
     ],
 )
 def test_an_answer_that_contradicts_the_best_evidence_is_replaced_by_it(
-    profile: str, answer: str, revision: str | None
+    profile: str, question: str, answer: str, revision: str | None
 ) -> None:
-    question = "What was Broadcasting revenue in fiscal 2021?"
     service = QAService(load_settings(None, {"answer": {"profile": profile}}, environ={}))
     evidence = [Evidence(1, 0, BROADCASTING, 1.5), Evidence(2, 0, READ[1]["text"], 1.0)]
     context = Context(question, question, [], READ, evidence, "")

@@ -293,7 +293,7 @@ def test_incremental_ingest_summary_and_status(tmp_path: Path) -> None:
     assert run_cli("ingest.py", cwd=tmp_path).returncode == 0
     status = json.loads(run_cli("-m", "docqa", "status", "--json", cwd=tmp_path).stdout)
     assert (status["indexed_files"], status["chunks"], status["failed"]) == (3, 6, [])
-    assert status["pending"] == {"new": [], "changed": [], "removed": []}
+    assert status["pending"] == {"new": [], "changed": [], "removed": [], "corrected": []}
     assert 0 < status["index_bytes"] < status["total_bytes"]
 
 
@@ -306,10 +306,10 @@ def test_status_with_the_data_folder_gone_says_so(tmp_path: Path) -> None:
     assert "Files:       2 indexed" in status.stdout
     assert f"Data folder: {tmp_path / 'data'}: not found" in status.stdout
     assert "removed" not in status.stdout
-    assert "orchard.pdf" not in status.stdout
+    assert "  orchard.pdf: docqa test document" in status.stdout  # indexed, nothing pending
     as_json = json.loads(run_cli("-m", "docqa", "status", "--json", cwd=tmp_path).stdout)
     assert as_json["data_folder_missing"] is True
-    assert as_json["pending"] == {"new": [], "changed": [], "removed": []}
+    assert as_json["pending"] == {"new": [], "changed": [], "removed": [], "corrected": []}
     assert as_json["indexed_files"] == 2
     (tmp_path / "data-elsewhere").rename(tmp_path / "data")
     present = json.loads(run_cli("-m", "docqa", "status", "--json", cwd=tmp_path).stdout)

@@ -100,8 +100,11 @@ COMPARATIVE = (
 def test_figures_are_read_with_the_years_they_are_given_for() -> None:
     assert figure_years(SIDE_BY_SIDE) == {"214.9": {"2022"}, "254.8": {"2021"}, "140.2": {"2020"}}
     assert figure_years(COMPARATIVE) == {"38250000": {"2022"}, "24700000": {"2021"}}
-    # the current figure's year is known only when the sentence names it
-    assert figure_years("It was £38.3 million (2021: £24.7 million).") == {"24.7": {"2021"}}
+    # the current figure's year: the one the sentence names, else the year after the prior's
+    assert figure_years("It was £38.3 million (2021: £24.7 million).") == {
+        "24.7": {"2021"},
+        "38.3": {"2022"},
+    }
     assert figure_years(PASSAGES[1]) == {}
 
 

@@ -88,6 +88,7 @@ def test_an_answer_streams_in_and_its_citation_opens(page) -> None:  # type: ign
     citation = answer.locator(".citations details").first
     citation.wait_for(timeout=120_000)
     assert f"{SOURCE}, page {PAGE}" in citation.inner_text()
+    assert "\u2014 docqa test document" in citation.inner_text()  # what the file is
     citation.locator("summary").click()
     assert ANSWER in citation.locator("pre").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)

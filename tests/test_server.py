@@ -263,12 +263,14 @@ def test_upload_is_answered_from_while_the_old_index_keeps_answering(
     assert record["result"]["added"] == [f"uploads/{document_id}.pdf"], record
     listed = httpx.get(f"{server}/v1/documents").json()["data"]
     assert document_id in {document["id"] for document in listed}
+    assert all(document["document"]["label"] for document in listed)
     # The new index is picked up without a restart.
     reply = httpx.post(f"{server}/v1/ask", json={"question": NEW_QUESTION}, timeout=120).json()
     assert (reply["sources"][0]["source"], reply["sources"][0]["page"]) == (
         f"uploads/{document_id}.pdf",
         1,
     )
+    assert reply["sources"][0]["document"]["title"] == "docqa test document"
     # Deleted: gone from the data folder and, after its ingest, from the index.
     deleted = httpx.delete(f"{server}/v1/documents/{document_id}").json()
     assert deleted["deleted"] == [f"uploads/{document_id}.pdf"]

@@ -12,6 +12,7 @@ import pytest
 from docqa.errors import IndexWriteError, VectorStoreError
 from docqa.index import store as store_module
 from docqa.index.chunking import Chunk
+from docqa.index.identity import DocumentIdentity
 from docqa.index.store import (
     CHUNK_OFFSETS,
     CHUNKS,
@@ -34,7 +35,13 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 def manifest_for(chunks: int) -> Manifest:
     """The manifest of one file, a.pdf, of `chunks` chunks of 8-dimension vectors."""
     entry = FileEntry(
-        source="a.pdf", sha256="0" * 64, size=1, mtime_ns=0, pages=chunks, chunks=chunks
+        source="a.pdf",
+        sha256="0" * 64,
+        size=1,
+        mtime_ns=0,
+        pages=chunks,
+        chunks=chunks,
+        identity=DocumentIdentity(title="a"),
     )
     return Manifest(
         docqa_version="test",

@@ -69,9 +69,11 @@ def select(
     embed: Callable[[list[str]], np.ndarray],
     idf: Callable[[str], float],
     keyword_weight: float,
+    asked: set[str] | None = None,
 ) -> list[Evidence]:
     """Every sentence of the passages, best first: cosine similarity to the question plus
-    `keyword_weight` times the idf-weighted share of the question's terms it contains."""
+    `keyword_weight` times the idf-weighted share of the question's terms it contains, and
+    a bonus for naming the years asked about (`asked`; the question's own when None)."""
     candidates = []
     for n, text in passages.items():
         found = sentences(text)
@@ -82,7 +84,7 @@ def select(
     similarity = vectors[1:] @ vectors[0]
     weights = {term: idf(term) for term in set(terms(question))}
     total = sum(weights.values()) or 1.0
-    asked = years(question)
+    asked = years(question) if asked is None else asked
     scored = []
     for (n, index, sentence), cosine in zip(candidates, similarity.tolist(), strict=True):
         overlap = sum(weights[term] for term in set(terms(sentence)) & weights.keys()) / total

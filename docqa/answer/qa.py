@@ -10,6 +10,7 @@ stream as they are generated, and finally grounded: checked against what the mod
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from collections.abc import Generator, Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docqa.answer.evidence import Evidence, excerpts, select
-from docqa.answer.figures import wrong_year
+from docqa.answer.figures import asks_for_figure, gives_figure, wrong_year
 from docqa.answer.grounding import ABSTENTION, agrees, ground, uncited
 from docqa.answer.profiles import ReaderProfile, profile_for
 from docqa.answer.prompts import fit_passages, prompt_start, qa_prompt_template
@@ -38,6 +39,7 @@ from docqa.answer.results import (
     final_answer,
 )
 from docqa.answer.retrieval import retrieve
+from docqa.answer.routing import Library, Route
 from docqa.config import Sampling, Settings
 from docqa.errors import DocqaError, UsageError, VectorStoreError
 from docqa.index.embeddings import Embedder
@@ -63,7 +65,9 @@ class Context:
     template: str  # the prompt with {context} and {question} slots, earlier turns included
     dropped: int = 0  # passages left out for room
     history_dropped: int = 0  # earlier turns left out for room
-    decline: bool = False  # nothing relevant was found: answer without the LLM
+    decline: bool = False  # nothing relevant was found: answer without the LLM...
+    declined: str = ABSTENTION  # ...with this
+    route: Route = field(default_factory=Route)  # the documents the question names
 
 
 class _Cancelled(Exception):
@@ -82,6 +86,7 @@ class QAService:
     _embedder: Embedder | None = None
     _llm: LocalLLM | None = None
     _reader: ReaderProfile | None = None
+    _library: Library | None = None
 
     def load(self, with_llm: bool = True) -> None:
         """Open and verify the index and load the embedding model, and the LLM if asked."""
@@ -133,7 +138,7 @@ class QAService:
                 "run `python ingest.py` to rebuild it"
             )
         embedder.load()
-        self._store, self._embedder = store, embedder
+        self._store, self._embedder, self._library = store, embedder, Library.build(store)
 
     @property
     def store(self) -> VectorStore | None:
@@ -164,19 +169,29 @@ class QAService:
         return self._llm.path if self._llm else None
 
     @property
-    def index_chunking(self) -> dict[str, int | bool]:
+    def index_chunking(self) -> dict[str, int | bool | float]:
         """The chunk settings the loaded index was built with."""
         return dict(self._store.manifest.chunking) if self._store else {}
 
-    def search(self, question: str, k: int | None = None) -> list[Hit]:
-        """The k chunks for the question, best first."""
+    def route(self, question: str) -> Route:
+        """The documents of the library a question names (Route() when routing is off)."""
+        self.load(with_llm=False)
+        assert self._library is not None
+        if self.settings.retrieval.routing == "off":
+            return Route()
+        return self._library.route(clean_question(question))
+
+    def search(self, question: str, k: int | None = None, route: Route | None = None) -> list[Hit]:
+        """The k chunks for the question, best first, from the documents it names."""
         self.load(with_llm=False)
         assert self._store is not None
         assert self._embedder is not None
         question = clean_question(question)
+        route = route or self.route(question)
         vector = self._embedder.embed([question])[0]
+        within = self._store.mask(route.documents) if route.documents is not None else None
         settings = self.settings.retrieval
-        return retrieve(self._store, vector, question, k or self.reader.k, settings)
+        return retrieve(self._store, vector, question, k or self.reader.k, settings, within)
 
     def retrieve_only(self, question: str, k: int | None = None) -> Answer:
         started = time.perf_counter()
@@ -202,16 +217,37 @@ class QAService:
         llm = self.llm
         store = self._store
         assert store is not None
-        hits = self.search(query, k)
+        route = self.route(query)
+        hits = self.search(query, k, route)
+        if route.unknown:  # "Tesla's revenue" asked of a library without Tesla
+            declined = f"The documents do not mention {' or '.join(route.unknown)}."
+            return self._declined(question, query, _sources(hits), [], declined, route)
         if not hits or max(hit.score for hit in hits) < self.settings.retrieval.min_score:
-            return Context(question, query, _sources(hits), [], [], "", decline=True)
+            return self._declined(question, query, _sources(hits), [], ABSTENTION, route)
         neighbours = self.settings.retrieval.neighbours
         sources = _sources(hits, [store.with_neighbours(hit.chunk_id, neighbours) for hit in hits])
-        by_number = {source.n: source.text for source in sources}
+        # Evidence comes from the documents the question names, when any of them was found
+        # (routing by boost lets others in among the sources).
+        named = [
+            route.documents is not None and store.document_of(hit.chunk_id) in route.documents
+            for hit in hits
+        ]
+        chosen = named if any(named) else [True] * len(hits)
+        by_number = {s.n: s.text for s, keep in zip(sources, chosen, strict=True) if keep}
         settings = self.settings.answer
         evidence = select(
-            query, by_number, self._embed, store.keywords.idf, settings.keyword_weight
+            query,
+            by_number,
+            self._embed,
+            store.keywords.idf,
+            settings.keyword_weight,
+            set(route.years) or None,
         )
+        if route.uncovered and not (evidence and route.stated_in(evidence[0].text)):
+            # The period asked is in none of the organisation's documents, and the best
+            # evidence (from another period's) does not give it either.
+            declined = f"The documents do not cover {route.describe()}."
+            return self._declined(question, query, sources, evidence, declined, route)
         if self.reader.reads == "passages":
             texts = by_number
         else:
@@ -234,6 +270,21 @@ class QAService:
             template=template,
             dropped=len(dropped),
             history_dropped=turns_dropped,
+            route=route,
+        )
+
+    @staticmethod
+    def _declined(
+        question: str,
+        query: str,
+        sources: list[Source],
+        evidence: list[Evidence],
+        declined: str,
+        route: Route,
+    ) -> Context:
+        """A context answered without the LLM, with `declined`."""
+        return Context(
+            question, query, sources, [], evidence, "", decline=True, declined=declined, route=route
         )
 
     def _fit(
@@ -396,34 +447,24 @@ class QAService:
             "profile": self.reader.name,
         }
         if result is None:
-            return Answer(answer=ABSTENTION, abstained=True, **common)
+            return Answer(answer=context.declined, abstained=True, **common)
         read = {passage["n"]: passage["text"] for passage in result.passages}
         grounded = ground(result.answer, context.query, read)
         text, abstained = grounded.text, grounded.abstained
         revision: Revision | None = "declined" if abstained else None
         settings = self.settings.answer
-        best = context.evidence[0] if context.evidence else None
-        if (
-            best
-            and settings.quote_unsupported
-            and (
-                best.score >= settings.min_quote_score
-                if abstained
-                else not self._matches(text, best.text, context.query)
-            )
-        ):
-            quoted = context.evidence[: settings.evidence_sentences]
-            text, abstained, revision = (
-                "The documents say: " + " ".join(f'"{e.text}" [{e.n}]' for e in quoted),
-                False,
-                "quoted",
-            )
+        if not abstained and not self._answers(text, context):
+            text, abstained, revision = ABSTENTION, True, "declined"
+        if abstained and settings.quote_unsupported and (quote := self._quote(context)):
+            text, abstained, revision = quote, False, "quoted"
         if revision is None and text != result.answer:
             revision = (
                 "trimmed"
                 if grounded.dropped or uncited(text) != uncited(result.answer)
                 else "cited"
             )
+        if not abstained and (document := self._document_used(text, context)):
+            text = f"{text} (From {document}.)"
         return Answer(
             answer=text,
             abstained=abstained,
@@ -434,13 +475,42 @@ class QAService:
             **common,
         )
 
-    def _matches(self, answer: str, best: str, query: str) -> bool:
-        """Whether a grounded answer stands beside the best evidence sentence: it gives no
-        figure that sentence states for another year than asked, and, when the profile wants
-        it, says what the sentence says."""
-        if wrong_year(uncited(answer), best, query):
+    def _answers(self, answer: str, context: Context) -> bool:
+        """Whether a grounded answer answers: a figure when the question asks for one, and
+        nothing against the best evidence sentence — no figure it states for another year
+        than asked, and, when the profile wants it, what it says."""
+        if asks_for_figure(context.query) and not gives_figure(uncited(answer), context.query):
             return False
-        return agrees(answer, best, query) or not self.reader.must_match_best
+        best = context.evidence[0].text if context.evidence else ""
+        asked = set(context.route.years) or None
+        if best and wrong_year(uncited(answer), best, context.query, asked):
+            return False
+        agreed = not best or agrees(answer, best, context.query)
+        return agreed or not self.reader.must_match_best
+
+    def _quote(self, context: Context) -> str | None:
+        """The best evidence sentences as an answer, when they are good enough to stand for
+        one: the best scores at least answer.min_quote_score and, when the question asks for a
+        figure, they give one."""
+        settings = self.settings.answer
+        quoted = context.evidence[: settings.evidence_sentences]
+        if not quoted or quoted[0].score < settings.min_quote_score:
+            return None
+        text = " ".join(e.text for e in quoted)
+        if asks_for_figure(context.query) and not gives_figure(text, context.query):
+            return None
+        return "The documents say: " + " ".join(f'"{e.text}" [{e.n}]' for e in quoted)
+
+    def _document_used(self, answer: str, context: Context) -> str | None:
+        """Which document an answer comes from, when the question named none and the library
+        holds several: the document of its first citation."""
+        if context.route.narrows or self._library is None or len(self._library.identities) < 2:
+            return None
+        cited = re.search(r"\[(\d+)\]", answer)
+        source = next((s for s in context.sources if cited and s.n == int(cited[1])), None)
+        if source is None or source.document is None:
+            return None
+        return source.document.label
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         assert self._embedder is not None
@@ -458,6 +528,7 @@ def _sources(hits: list[Hit], texts: list[str] | None = None) -> list[Source]:
             hit.score,
             hit.also,
             hit.ocr,
+            hit.document,
         )
         for n, hit in enumerate(hits, start=1)
     ]

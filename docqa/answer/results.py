@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from docqa.errors import DocqaError
 
 if TYPE_CHECKING:
+    from docqa.index.identity import DocumentIdentity
     from docqa.llm.engine import Completion
 
 # How grounding changed the model's text: citations added, unsupported text cut, the best
@@ -27,6 +28,7 @@ class Source:
     score: float
     also: tuple[str, ...] = ()  # other names of the same file
     ocr: bool = False  # the page's text was read from its image
+    document: DocumentIdentity | None = None  # what the file is
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ def sources_dict(sources: list[Source]) -> list[dict[str, Any]]:
             "ocr": s.ocr,
             "text": s.text,
             "score": round(s.score, 4),
+            "document": s.document.as_dict() if s.document else None,
         }
         for s in sources
     ]

@@ -44,18 +44,33 @@ def maximal_marginal_relevance(
 
 
 def retrieve(
-    store: VectorStore, query: np.ndarray, question: str, k: int, settings: RetrievalSettings
+    store: VectorStore,
+    query: np.ndarray,
+    question: str,
+    k: int,
+    settings: RetrievalSettings,
+    within: np.ndarray | None = None,
 ) -> list[Hit]:
-    """The k chunks for a question, best first; each scored by cosine similarity."""
+    """The k chunks for a question, best first; each scored by cosine similarity. `within`
+    (a mask over chunk ids: the documents routing chose) restricts both searches to those
+    chunks (routing `filter`), or lifts them above the rest (`boost`)."""
     pool = max(settings.candidates, k)
-    nearest = store.nearest(query, pool)
+    allowed = within if settings.routing == "filter" else None
+    nearest = store.nearest(query, pool, allowed)
     cosine = dict(nearest)
     rankings = []
     if settings.mode in ("vector", "hybrid"):
         rankings.append(([chunk_id for chunk_id, _ in nearest], settings.vector_weight))
     if settings.mode in ("keyword", "hybrid"):
-        rankings.append((store.keywords.search(question, pool), 1.0))
-    fused = reciprocal_rank_fusion(rankings, settings.rrf_k)[:pool]
+        rankings.append((store.keywords.search(question, pool, allowed), 1.0))
+    fused = reciprocal_rank_fusion(rankings, settings.rrf_k)
+    if within is not None and settings.routing == "boost":
+        bonus = settings.route_boost / (settings.rrf_k + 1)  # that share of a first place
+        fused = sorted(
+            ((chunk_id, score + bonus * within[chunk_id]) for chunk_id, score in fused),
+            key=lambda pair: -pair[1],
+        )
+    fused = fused[:pool]
     ranked = [chunk_id for chunk_id, _ in fused]
     missing = [chunk_id for chunk_id in ranked if chunk_id not in cosine]
     if missing:

@@ -16,6 +16,7 @@ from docqa.cli.chat import chat
 from docqa.cli.convert import convert
 from docqa.cli.evaluate import evaluate
 from docqa.cli.ingest import ingest
+from docqa.cli.meta import meta
 from docqa.cli.serve import serve, worker
 from docqa.cli.status import status
 
@@ -29,6 +30,7 @@ app.command("ask")(ask)
 app.command("chat")(chat)
 app.command("eval")(evaluate)
 app.command("status")(status)
+app.command("meta")(meta)
 app.command("convert")(convert)
 app.command("serve")(serve)
 app.command("worker")(worker)

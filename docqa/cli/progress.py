@@ -1,13 +1,33 @@
-"""A live ingest progress display on stderr: files, pages (and how many were OCR'd), chunks."""
+"""A live ingest progress display on stderr: files, pages (how many by OCR, how fast, how long
+still) and chunks embedded."""
 
 from __future__ import annotations
 
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from docqa.index.ingest import IngestProgress
+
+
+class _Rate(ProgressColumn):
+    """Pages (or chunks) a second, once there is a rate to show."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        unit = task.fields.get("unit", "")
+        return Text(f"{speed:.1f} {unit}/s" if speed and unit else "")
 
 
 class RichIngestProgress(IngestProgress):
@@ -16,14 +36,16 @@ class RichIngestProgress(IngestProgress):
             TextColumn("{task.description:<8}"),
             BarColumn(),
             MofNCompleteColumn(),
+            _Rate(),
             TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=True,
         )
         self._files = self._progress.add_task("files", total=None, detail="")
-        self._pages = self._progress.add_task("pages", total=0, detail="")
-        self._chunks = self._progress.add_task("embedded", total=0, detail="chunks")
+        self._pages = self._progress.add_task("pages", total=None, detail="", unit="pages")
+        self._chunks = self._progress.add_task("embedded", total=0, detail="", unit="chunks")
         self._ocr_pages = 0
 
     def __enter__(self) -> RichIngestProgress:
@@ -41,10 +63,11 @@ class RichIngestProgress(IngestProgress):
     def start(self, files: int) -> None:
         self._progress.update(self._files, total=files)
 
+    def planned(self, files: int, pages: int) -> None:
+        self._progress.update(self._pages, total=pages)
+
     def file(self, source: str, pages: int) -> None:
         self._progress.update(self._files, advance=1, detail=source)
-        total = self._progress.tasks[self._pages].total or 0
-        self._progress.update(self._pages, total=total + pages)
 
     def skipped(self) -> None:
         self._progress.update(self._files, advance=1)

@@ -79,7 +79,8 @@ def sources_text(answer: Answer) -> str:
     for s in answer.sources:
         also = f" (also {', '.join(s.also)})" if s.also else ""
         ocr = " (OCR)" if s.ocr else ""
-        lines.append(f"  [{s.n}] {s.source}{also}, page {s.page}{ocr} (score {s.score:.3f})")
+        what = f" \u2014 {s.document.label}" if s.document else ""
+        lines.append(f"  [{s.n}] {s.source}{also}, page {s.page}{ocr} (score {s.score:.3f}){what}")
         lines.append(textwrap.indent(s.text, INDENT))
     return "\n".join(lines)
 
@@ -119,6 +120,12 @@ def ingest_summary(report: IngestReport) -> str:
         lines = [f"Index is up to date: {size}, nothing new to read ({report.seconds:.1f} s)"]
     else:
         lines = [f"Indexed {size} in {report.seconds:.1f} s into {report.vectorstore}"]
+        if report.pages_read and report.seconds:
+            lines.append(
+                f"  read {report.pages_read} pages ({report.pages_read / report.seconds:.1f} "
+                f"pages/s) and embedded {report.chunks_made} chunks "
+                f"({report.chunks_made / report.seconds:.1f} chunks/s)"
+            )
         if report.rebuilt_because:
             lines.append(f"  rebuilt from scratch: {report.rebuilt_because}")
     counts = {
@@ -170,7 +177,17 @@ def status_text(status: IndexStatus, settings: Settings) -> str:
         f"{_megabytes(status.generation_bytes)}; the rest is documents kept for incremental "
         "ingests, and the previous index",
     ]
-    pending = {"new": status.new, "changed": status.changed, "removed": status.removed}
+    lines.append("Documents:")
+    for entry in m.files[:LISTED]:
+        lines.append(f"  {entry.source}: {entry.identity.label}")
+    if len(m.files) > LISTED:
+        lines.append(f"  ... and {len(m.files) - LISTED} more (`docqa meta` lists them all)")
+    pending = {
+        "new": status.new,
+        "changed": status.changed,
+        "removed": status.removed,
+        "corrected": status.corrected,
+    }
     if status.data_folder_missing:
         lines.append(
             f"Data folder: {settings.paths.data}: not found; point --data or paths.data at "
@@ -212,7 +229,12 @@ def status_json(status: IndexStatus) -> str:
             "total_bytes": status.total_bytes,
             "failed": [{"source": f.source, "reason": f.reason} for f in m.failed],
             "data_folder_missing": status.data_folder_missing,
-            "pending": {"new": status.new, "changed": status.changed, "removed": status.removed},
+            "pending": {
+                "new": status.new,
+                "changed": status.changed,
+                "removed": status.removed,
+                "corrected": status.corrected,
+            },
         },
         ensure_ascii=False,
     )

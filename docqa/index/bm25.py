@@ -88,6 +88,13 @@ class BM25Index:
         df = 0 if row is None else int(self._offsets[row + 1] - self._offsets[row])
         return float(np.log(1.0 + (len(self._lengths) - df + 0.5) / (df + 0.5)))
 
+    def chunk_ids(self, term: str) -> np.ndarray:
+        """The chunks that hold a (folded) term."""
+        row = self._rows.get(term)
+        if row is None:
+            return self._chunk_ids[:0]
+        return self._chunk_ids[self._offsets[row] : self._offsets[row + 1]]
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for the query (0 where no term matches)."""
         total = np.zeros(len(self._lengths), dtype=np.float32)
@@ -102,9 +109,10 @@ class BM25Index:
             total[ids] += idf * counts * (K1 + 1.0) / (counts + norm)
         return total
 
-    def search(self, query: str, n: int) -> list[int]:
-        """Ids of the n best-scoring chunks that match at least one term, best first."""
+    def search(self, query: str, n: int, allowed: np.ndarray | None = None) -> list[int]:
+        """Ids of the n best-scoring chunks that match at least one term, best first (among
+        the `allowed` ones, a mask over chunk ids, when given)."""
         scores = self.scores(query)
-        candidates = np.flatnonzero(scores > 0)
+        candidates = np.flatnonzero((scores > 0) & (True if allowed is None else allowed))
         best = candidates[np.argsort(-scores[candidates], kind="stable")[:n]]
         return [int(chunk_id) for chunk_id in best]

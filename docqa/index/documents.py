@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from docqa.files import fsync
 from docqa.index.chunking import Chunk
+from docqa.index.identity import DocumentIdentity
 from docqa.index.store import DISK_ERRORS, write_error
 
 if TYPE_CHECKING:
     import numpy as np
 
-FORMAT = 2  # 2: which parser read a document, and which of its pages were OCR'd
+FORMAT = 3  # 3: what the document is (its identity), and its identity's vector
 SUFFIX = ".doc"
 
 
@@ -42,6 +43,30 @@ class Document:
     ocr: str = "off"  # the loading.ocr setting it was read with
     ocr_pages: tuple[int, ...] = ()  # pages whose text was read from their image
     textless_pages: tuple[int, ...] = ()  # pages without a text layer
+    identity: DocumentIdentity | None = None  # what ingest read it to be (uncorrected)
+    header: str = ""  # its identity as text (as corrected), embedded on its own...
+    header_vector: str = ""  # ...to this vector (base64 float32), which its chunks' carry
+
+    def as_json(self) -> dict[str, Any]:
+        fields = asdict(self)
+        if self.identity is not None:
+            fields["identity"] = self.identity.model_dump(mode="json")
+        return fields
+
+    @classmethod
+    def from_json(cls, fields: dict[str, Any]) -> Document:
+        for name in ("warnings", "ocr_pages", "textless_pages"):
+            fields[name] = tuple(fields[name])
+        if fields["identity"] is not None:
+            fields["identity"] = DocumentIdentity.model_validate(fields["identity"])
+        return cls(**fields)
+
+    def header_array(self) -> np.ndarray | None:
+        import numpy as np
+
+        if not self.header_vector:
+            return None
+        return np.frombuffer(base64.b64decode(self.header_vector), dtype="<f4").astype(np.float32)
 
     def read_alike(self, ocr: str) -> bool:
         """Whether reading the file again with this OCR setting would give the same text."""
@@ -60,7 +85,7 @@ class DocumentStore:
         """The stored document, or None when it is absent or damaged."""
         try:
             document, _ = self._read(sha256)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError):  # pydantic's errors are ValueErrors
             return None
         return document
 
@@ -75,8 +100,16 @@ class DocumentStore:
                     ensure_ascii=False,
                 )
             )
-        body = "".join(line + "\n" for line in lines).encode()
-        header = {**asdict(document), "body_sha256": hashlib.sha256(body).hexdigest()}
+        self._write(document, "".join(line + "\n" for line in lines).encode())
+
+    def put_header(self, document: Document) -> None:
+        """Store a kept document's new description (its identity, its header), chunks as
+        they were."""
+        _, body = self._read(document.sha256)
+        self._write(document, body)
+
+    def _write(self, document: Document, body: bytes) -> None:
+        header = {**document.as_json(), "body_sha256": hashlib.sha256(body).hexdigest()}
         path = self._path(document.sha256)
         temporary = path.with_suffix(".tmp")
         try:
@@ -93,15 +126,15 @@ class DocumentStore:
                 raise write_error(self.root.parent, exc) from exc
             raise
 
-    def load(self, sha256: str, source: str) -> tuple[list[Chunk], np.ndarray]:
-        """A stored document's chunks, attributed to `source`, and their vectors."""
+    def load(self, sha256: str, source: str) -> tuple[Document, list[Chunk], np.ndarray]:
+        """A stored document, its chunks attributed to `source`, and their vectors."""
         import numpy as np
 
-        _, body = self._read(sha256)
+        document, body = self._read(sha256)
         records = [json.loads(line) for line in body.splitlines()]
         chunks = [Chunk(source, r["page"], r["text"], r["tokens"]) for r in records]
         vectors = [np.frombuffer(base64.b64decode(r["v"]), dtype="<f4") for r in records]
-        return chunks, np.vstack(vectors).astype(np.float32)
+        return document, chunks, np.vstack(vectors).astype(np.float32)
 
     def prune(self, keep: set[str]) -> None:
         """Remove documents not in `keep`, and everything made with other settings."""
@@ -124,9 +157,7 @@ class DocumentStore:
         header = json.loads(first)
         if header.pop("body_sha256") != hashlib.sha256(body).hexdigest():
             raise ValueError(f"damaged document {sha256}")
-        for name in ("warnings", "ocr_pages", "textless_pages"):
-            header[name] = tuple(header[name])
-        document = Document(**header)
+        document = Document.from_json(header)
         if document.sha256 != sha256 or body.count(b"\n") != document.chunks:
             raise ValueError(f"inconsistent document {sha256}")
         return document, body

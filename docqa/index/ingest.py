@@ -20,19 +20,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docqa import __version__
-from docqa.config import OcrMode, Settings
+from docqa.config import Settings
 from docqa.errors import ConfigError, IngestInterrupted, NoDocumentsError, VectorStoreError
-from docqa.index.chunking import Chunk, Chunker, max_overlap, strip_boilerplate
+from docqa.index.chunking import Chunk, max_overlap
+from docqa.index.corrections import Corrections
 from docqa.index.documents import Document, DocumentStore
 from docqa.index.embeddings import Embedder, Runtime, ingest_runtime
 from docqa.index.loading import (
     FoundFile,
-    PdfFile,
     PdfReadError,
     find_pdfs,
-    open_pdf,
+    page_count,
     read_file,
 )
+from docqa.index.reading import Planned, Reading, ReadProgress, read_ahead
 from docqa.index.store import (
     CURRENT,
     FORMAT_VERSION,
@@ -53,20 +54,14 @@ EMBED_SLICE = 64  # chunks embedded per call, so progress moves every second or 
 RACY_NS = 2_000_000_000  # files modified this close to the last scan are re-hashed
 
 
-class IngestProgress:
+class IngestProgress(ReadProgress):
     """Told how far an ingest has got; this base ignores it, a user interface shows it."""
 
     def start(self, files: int) -> None:
         """About to check `files` PDF files."""
 
-    def file(self, source: str, pages: int) -> None:
-        """Reading one file with new content (0 pages when it could not be read)."""
-
-    def page(self, ocr: bool = False) -> None:
-        """Read one more page (`ocr`: from its image)."""
-
-    def chunked(self, chunks: int) -> None:
-        """Split one more file into `chunks` chunks."""
+    def planned(self, files: int, pages: int) -> None:
+        """Of them, `files` holding `pages` pages are to be read."""
 
     def embedded(self, chunks: int) -> None:
         """Embedded `chunks` more chunks."""
@@ -91,6 +86,8 @@ class IngestReport:
     written: bool = False  # False when the index was already up to date
     rebuilt_because: str | None = None
     seconds: float = 0.0
+    pages_read: int = 0  # by this ingest (a file known by its content is not read again)
+    chunks_made: int = 0  # embedded by this ingest
 
     @property
     def files(self) -> list[FileEntry]:
@@ -156,17 +153,20 @@ def ingest(
         precision=embedder.precision,
     )
     report = IngestReport(folder)
+    corrections = Corrections.read(data)
     try:
         with writer_lock(folder):
             previous, report.rebuilt_because = _previous(folder, embedding, settings, rebuild)
             scanned_at_ns = time.time_ns()
             progress.start(len(found))
-            fingerprint = {"embedding": embedding.model_dump(), **chunking.model_dump()}
-            store = DocumentStore(folder, fingerprint)
-            maker = _DocumentMaker(embedder, settings, progress, store, rebuild)
+            # A document's header is mixed into its chunks' vectors as the index is written:
+            # the weight can change without reading or embedding anything again.
+            made_with = chunking.model_dump(exclude={"header_weight"})
+            store = DocumentStore(folder, {"embedding": embedding.model_dump(), **made_with})
+            maker = _DocumentMaker(embedder, settings, progress, store, rebuild, corrections)
             seen, documents = maker.documents(found, previous, report)
 
-            files, failed = _entries(seen, documents, broken)
+            files, failed = _entries(seen, documents, broken, corrections)
             report.failed = failed
             _describe_changes(report, previous, files)
             if not files:
@@ -191,7 +191,7 @@ def ingest(
                 write_store(
                     folder,
                     manifest,
-                    _parts(store, manifest),
+                    _parts(store, manifest, chunking.header_weight),
                     settings.retrieval.exact_max_chunks,
                 )
                 report.manifest, report.written = manifest, True
@@ -214,6 +214,7 @@ class IndexStatus:
     changed: list[str]
     removed: list[str]  # ingested files no longer in the data folder
     data_folder_missing: bool = False  # then nothing is pending: there is nothing to compare
+    corrected: list[str] = field(default_factory=list)  # docqa-meta.yml changed for these
 
     def listing(self) -> list[dict[str, object]]:
         """Every file, indexed, failed or pending, by name: what became of each."""
@@ -228,7 +229,10 @@ class IndexStatus:
                 "chunks": entry.chunks,
                 "ocr_pages": entry.ocr_pages,
                 "parser": entry.parser,
+                "document": entry.identity.as_dict(),
             }
+        for name in self.corrected:
+            rows[name].update(state="pending", change="corrected")
         for failure in self.manifest.failed:
             rows[failure.source] = {
                 "source": failure.source,
@@ -250,6 +254,12 @@ def index_status(settings: Settings) -> IndexStatus:
         # to run, and the index stays as it is.
         status.data_folder_missing = True
         return status
+    corrections = Corrections.read(data)
+    status.corrected = [
+        entry.source
+        for entry in manifest.files
+        if corrections.outdated(entry.source, entry.identity)
+    ]
     found, broken = find_pdfs(data)
     before = {e.source: e.sha256 for e in manifest.files + manifest.failed}
     now = {item.found.source: item.sha256 for item in _identify_all(found, manifest)}
@@ -278,6 +288,7 @@ class _DocumentMaker:
         progress: IngestProgress,
         store: DocumentStore,
         rebuild: bool,
+        corrections: Corrections,
     ) -> None:
         self.embedder = embedder
         self.chunking = settings.chunking
@@ -285,84 +296,78 @@ class _DocumentMaker:
         self.progress = progress
         self.store = store
         self.rebuild = rebuild
+        self.corrections = corrections
 
     def documents(
         self, found: list[FoundFile], previous: Manifest | None, report: IngestReport
     ) -> tuple[list[_Seen], dict[str, Document]]:
         """Each file identified, and the document of each distinct content: kept from before,
-        or made now from the bytes its identification read (a file is read at most once)."""
+        or made now — read a file or two ahead, in a thread, while this one embeds."""
         before = {e.sha256 for e in previous.files + previous.failed} if previous else set()
         known = {e.source: e for e in previous.files + previous.failed} if previous else {}
         scanned_at_ns = previous.scanned_at_ns if previous else 0
         seen: list[_Seen] = []
         documents: dict[str, Document] = {}
+        planned: dict[str, Planned] = {}  # content -> the first file that has it, to be read
+        pages = 0
         for found_file in found:
             item, data = _identify(found_file, known.get(found_file.source), scanned_at_ns)
             seen.append(item)
             sha = item.sha256
-            if sha is None or sha in documents:
+            if sha is None or sha in documents or sha in planned:
                 self.progress.skipped()
                 continue
             kept = None if self.rebuild else self.store.info(sha)
             if kept is not None and kept.read_alike(self.ocr):
                 self.progress.skipped()
-                documents[sha] = kept
+                documents[sha] = self._kept(kept, item.found.source)
                 report.resumed += sha not in before  # made by an ingest that did not finish
                 continue
-            document, chunks, vectors = self.make(item, sha, data)
+            planned[sha] = Planned(sha, found_file.source, found_file.path)
+            pages += page_count(data if data is not None else read_file(found_file.path))
+        if planned:
+            self.embedder.load()  # a model that loads beside this process loads while it reads
+            self.progress.planned(len(planned), pages)
+        reading = Reading(self.chunking, self.ocr, self.embedder.model_dir)
+        for document, chunks in read_ahead(list(planned.values()), reading, self.progress):
+            vectors = self._embed(chunks) if chunks else None
+            document = self._described(document, planned[document.sha256].source)
             self.store.put(document, chunks, vectors)
-            documents[sha] = document
+            documents[document.sha256] = document
             report.warnings.extend(document.warnings)
+            report.pages_read += document.pages
+            report.chunks_made += document.chunks
         return seen, documents
 
-    def make(
-        self, item: _Seen, sha: str, data: bytes | None
-    ) -> tuple[Document, list[Chunk], np.ndarray | None]:
-        """The document of one file, from `data` when its bytes were read already."""
-        self.embedder.load()  # a model that loads beside this process loads while it reads
-        source = item.found.source
-        try:
-            pdf = open_pdf(source, read_file(item.found.path) if data is None else data)
-        except PdfReadError as exc:
-            self.progress.file(source, 0)
-            return Document(sha, 0, 0, failure=str(exc)), [], None
-        self.progress.file(source, pdf.page_count)
-        pages = []
-        for page in pdf.pages(self.ocr):
-            pages.append(page)
-            self.progress.page(page.ocr)
-        if self.chunking.strip_boilerplate:
-            pages = strip_boilerplate(pages)
-        chunker = Chunker(
-            self.embedder.tokenizer,
-            self.chunking.chunk_tokens,
-            self.chunking.overlap_tokens,
-            self.chunking.cross_page,
-        )
-        chunks = chunker.split_document(pages)
-        self.progress.chunked(len(chunks))
-        read = Document(
-            sha,
-            pdf.page_count,
-            chunks=0,
-            warnings=_warnings(pdf),
-            parser=pdf.parser,
-            ocr=self.ocr,
-            ocr_pages=tuple(pdf.ocr_pages),
-            textless_pages=tuple(pdf.textless_pages),
-        )
-        if not chunks:
-            return replace(read, failure=_no_text(pdf, self.ocr)), [], None
+    def _embed(self, chunks: list[Chunk]) -> np.ndarray:
+        """The chunks' vectors, shortest first, so each batch pads its texts very little."""
         import numpy as np
 
-        # Shortest first across the whole document, so each batch pads its texts very little.
         order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].text))
         vectors = np.empty((len(chunks), self.embedder.dimension), np.float32)
         for start in range(0, len(order), EMBED_SLICE):
             rows = order[start : start + EMBED_SLICE]
             vectors[rows] = self.embedder.embed([chunks[i].text for i in rows])
             self.progress.embedded(len(rows))
-        return replace(read, chunks=len(chunks)), chunks, vectors
+        return vectors
+
+    def _described(self, document: Document, source: str) -> Document:
+        """The document with the header its identity (as corrected now) gives, and that
+        header's vector: embedded when the header is new."""
+        if document.identity is None:
+            return document
+        header = self.corrections.apply(source, document.identity).header()
+        if header == document.header and document.header_vector:
+            return document
+        vector = self.embedder.embed([header])[0].astype("<f4")
+        return replace(document, header=header, header_vector=_base64(vector))
+
+    def _kept(self, kept: Document, source: str) -> Document:
+        """A kept document, its description brought up to date (a correction) and stored."""
+        document = kept if kept.failure else self._described(kept, source)
+        if document is not kept:
+            self.store.put_header(document)
+        return document
 
 
 def _previous(
@@ -422,7 +427,10 @@ def _identify(
 
 
 def _entries(
-    seen: list[_Seen], documents: dict[str, Document], broken: list[tuple[str, str]]
+    seen: list[_Seen],
+    documents: dict[str, Document],
+    broken: list[tuple[str, str]],
+    corrections: Corrections,
 ) -> tuple[list[FileEntry], list[FailedFile]]:
     files, failed = [], [FailedFile(source=name, reason=reason) for name, reason in broken]
     for item in seen:
@@ -433,6 +441,7 @@ def _entries(
         elif document.failure:
             failed.append(FailedFile(**common, sha256=item.sha256, reason=document.failure))
         else:
+            assert document.identity is not None  # every document read has one
             files.append(
                 FileEntry(
                     **common,
@@ -441,6 +450,7 @@ def _entries(
                     chunks=document.chunks,
                     parser=document.parser,
                     ocr_pages=list(document.ocr_pages),
+                    identity=corrections.apply(item.found.source, document.identity),
                 )
             )
     return files, sorted(failed, key=lambda f: f.source)
@@ -480,32 +490,23 @@ def _describe_changes(
     report.removed = sorted(gone)
 
 
-def _parts(store: DocumentStore, manifest: Manifest) -> Iterator[tuple[list[Chunk], np.ndarray]]:
-    """Each document's chunks and vectors, in name order, one document in memory at a time."""
-    for sha, group in sorted(manifest.documents().items(), key=lambda item: item[1][0].source):
-        yield store.load(sha, group[0].source)
+def _parts(
+    store: DocumentStore, manifest: Manifest, header_weight: float
+) -> Iterator[tuple[list[Chunk], np.ndarray]]:
+    """Each document's chunks and vectors, in index order, one document in memory at a time;
+    each vector carries `header_weight` times its document's header vector (renormalised)."""
+    import numpy as np
+
+    for entry in manifest.in_index_order():
+        document, chunks, vectors = store.load(entry.sha256, entry.source)
+        header = document.header_array()
+        if header is not None and header_weight:
+            vectors += header_weight * header
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        yield chunks, vectors
 
 
-def _warnings(pdf: PdfFile) -> tuple[str, ...]:
-    if not pdf.unreadable_pages:
-        return ()
-    return (f"{pdf.source}: no text from pages {_ranges(pdf.unreadable_pages)} (damaged)",)
+def _base64(vector: np.ndarray) -> str:
+    import base64
 
-
-def _no_text(pdf: PdfFile, ocr: OcrMode) -> str:
-    """Why a file that opened gave no chunks."""
-    where = f"its {pdf.page_count} pages" if pdf.page_count != 1 else "its page"
-    if ocr == "off":
-        return f"no text layer on {where} (scanned? set loading.ocr to auto to read them)"
-    return f"no text on {where}, even by OCR"
-
-
-def _ranges(numbers: list[int]) -> str:
-    """'1-3, 7' for [1, 2, 3, 7]."""
-    spans: list[list[int]] = []
-    for number in numbers:
-        if spans and number == spans[-1][1] + 1:
-            spans[-1][1] = number
-        else:
-            spans.append([number, number])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return base64.b64encode(vector.tobytes()).decode()

@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import shutil
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,8 +42,9 @@ from docqa.index import bm25
 from docqa.index.bm25 import BM25Index
 from docqa.index.chunking import Chunk
 from docqa.index.embeddings import Precision
+from docqa.index.identity import DocumentIdentity
 
-FORMAT_VERSION = 4  # 4: memory-mappable files (chunk offsets, .npy keyword arrays), xxh3
+FORMAT_VERSION = 5  # 5: each file's identity, which its chunks' keyword entries carry
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 INDEX = "index.faiss"
@@ -81,6 +83,7 @@ class FileEntry(BaseModel):
     chunks: int
     parser: str = "pypdf"  # the library that read it
     ocr_pages: list[int] = []  # pages whose text was read from their image
+    identity: DocumentIdentity  # what it is, as corrected by the user
 
 
 class FailedFile(BaseModel):
@@ -99,7 +102,7 @@ class Manifest(BaseModel):
     created_at: str
     scanned_at_ns: int  # when the data folder was scanned; files changed after are re-hashed
     embedding: EmbeddingInfo
-    chunking: dict[str, int | bool]
+    chunking: dict[str, int | bool | float]
     files: list[FileEntry]
     failed: list[FailedFile] = []
     checksums: dict[str, str] = {}  # xxh3-128 of each data file
@@ -115,6 +118,14 @@ class Manifest(BaseModel):
         for entry in sorted(self.files, key=lambda e: e.source):
             groups.setdefault(entry.sha256, []).append(entry)
         return groups
+
+    def in_index_order(self) -> list[FileEntry]:
+        """The first file of each content, in the order the index holds their chunks."""
+        return sorted((group[0] for group in self.documents().values()), key=lambda e: e.source)
+
+    def headers(self) -> dict[str, str]:
+        """The identity header the chunks of each content carry (by its first file's name)."""
+        return {entry.source: entry.identity.header() for entry in self.in_index_order()}
 
     @property
     def pages(self) -> int:
@@ -162,6 +173,7 @@ class Hit:
     chunk_id: int = -1  # position in the index; -1 for hits from elsewhere
     also: tuple[str, ...] = ()  # other names of the same file
     ocr: bool = False  # its page's text was read from the page's image
+    document: DocumentIdentity | None = None  # what the file is (None: not from an index)
 
 
 class VectorStore:
@@ -187,6 +199,13 @@ class VectorStore:
             for group in manifest.documents().values()
         }
         self._ocr_pages = {entry.source: set(entry.ocr_pages) for entry in manifest.files}
+        # Each content's chunks are one run of ids, in index order: [start, end).
+        self.spans: list[tuple[FileEntry, int, int]] = []
+        for entry in manifest.in_index_order():
+            start = self.spans[-1][2] if self.spans else 0
+            self.spans.append((entry, start, start + entry.chunks))
+        self._starts = [start for _, start, _ in self.spans]
+        self._identities = {entry.source: entry.identity for entry, _, _ in self.spans}
 
     @classmethod
     def open(cls, folder: Path, embedding_model: str) -> VectorStore:
@@ -206,7 +225,7 @@ class VectorStore:
         index = faiss.read_index(str(generation / INDEX), faiss.IO_FLAG_MMAP_IFC)
         chunks = ChunkFile(generation)
         keywords = BM25Index.load(generation)
-        sizes = {index.ntotal, len(chunks), len(keywords)}
+        sizes = {index.ntotal, len(chunks), len(keywords), manifest.chunks}
         if len(sizes) != 1 or index.d != manifest.embedding.dimension:
             raise VectorStoreError(
                 f"the index in {folder} is inconsistent ({index.ntotal} vectors of "
@@ -215,10 +234,39 @@ class VectorStore:
             )
         return cls(folder, manifest, chunks, index, keywords, generation.name)
 
-    def nearest(self, query: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """(chunk id, cosine similarity) of the n chunks nearest a normalised query vector."""
-        scores, ids = self._index.search(query.reshape(1, -1), min(n, len(self.chunks)))
+    def nearest(
+        self, query: np.ndarray, n: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity) of the n chunks nearest a normalised query vector
+        (among the `allowed` ones, a mask over chunk ids, when given)."""
+        import faiss
+
+        params = None
+        if allowed is not None:
+            bits = np.packbits(allowed, bitorder="little")
+            selector = faiss.IDSelectorBitmap(bits)  # type: ignore[call-arg, arg-type]
+            if isinstance(self._index, faiss.IndexHNSW):
+                params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
+                    sel=selector, efSearch=HNSW_SEARCH_DEPTH
+                )
+            else:
+                params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+        count = min(n, len(self.chunks))
+        scores, ids = self._index.search(query.reshape(1, -1), count, params=params)
         return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+
+    def document_of(self, chunk_id: int) -> int:
+        """The place in `spans` of the document a chunk belongs to."""
+        return bisect_right(self._starts, chunk_id) - 1
+
+    def mask(self, documents: frozenset[int]) -> np.ndarray:
+        """A mask over chunk ids: True for the chunks of these documents (their places in
+        `spans`)."""
+        allowed = np.zeros(len(self.chunks), dtype=bool)
+        for number in documents:
+            _, start, end = self.spans[number]
+            allowed[start:end] = True
+        return allowed
 
     def vectors(self, chunk_ids: list[int]) -> np.ndarray:
         """The stored (normalised) vectors of some chunks, one row each."""
@@ -230,7 +278,8 @@ class VectorStore:
         chunk = self.chunks[chunk_id]
         also = self._also.get(chunk.source, ())
         ocr = chunk.page in self._ocr_pages.get(chunk.source, ())
-        return Hit(chunk.source, chunk.page, chunk.text, score, chunk_id, also, ocr)
+        identity = self._identities.get(chunk.source)
+        return Hit(chunk.source, chunk.page, chunk.text, score, chunk_id, also, ocr, identity)
 
     def with_neighbours(self, chunk_id: int, count: int) -> str:
         """The chunk's text joined with up to `count` chunks either side from the same file,
@@ -280,7 +329,10 @@ def write_store(
         with open(staging / INDEX, "wb") as out:
             faiss.write_index(index, faiss.PyCallbackIOWriter(out.write))  # type: ignore[attr-defined]
         del index
-        BM25Index.build(chunk.text for chunk in ChunkFile(staging)).save(staging)
+        headers = manifest.headers()
+        BM25Index.build(
+            f"{headers.get(chunk.source, '')}\n{chunk.text}" for chunk in ChunkFile(staging)
+        ).save(staging)
         checksums = {part: _checksum(staging / part) for part in DATA_FILES}
         (staging / MANIFEST).write_text(
             manifest.model_copy(update={"checksums": checksums}).model_dump_json(indent=2),

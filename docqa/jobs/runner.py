@@ -221,6 +221,7 @@ class _PublishedProgress(IngestProgress):
             "files": 0,
             "checked": 0,
             "pages": 0,
+            "pages_planned": 0,
             "ocr_pages": 0,
             "chunks": 0,
             "embedded": 0,
@@ -230,6 +231,10 @@ class _PublishedProgress(IngestProgress):
 
     def start(self, files: int) -> None:
         self.counts["files"] = files
+        self._publish(force=True)
+
+    def planned(self, files: int, pages: int) -> None:
+        self.counts["pages_planned"] = pages
         self._publish(force=True)
 
     def file(self, source: str, pages: int) -> None:

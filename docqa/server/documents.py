@@ -106,6 +106,7 @@ class Documents:
                 "pages": entries[0].pages,
                 "chunks": entries[0].chunks,
                 "bytes": entries[0].size,
+                "document": entries[0].identity.as_dict(),
             }
             for sha256, entries in manifest.documents().items()
         ]

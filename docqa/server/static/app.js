@@ -90,7 +90,7 @@ async function refreshDocuments() {
   for (const doc of listing.data) {
     for (const source of doc.sources) names[source] = doc.name;
     const item = el("li");
-    item.append(el("span", `${doc.name} — ${doc.pages} pages, ${doc.chunks} chunks`));
+    item.append(el("span", `${doc.name} — ${doc.document.label}; ${doc.pages} pages, ${doc.chunks} chunks`));
     const remove = el("button", "Delete");
     remove.setAttribute("aria-label", `Delete ${doc.name}`);
     remove.addEventListener("click", () => removeDocument(doc.id));
@@ -181,7 +181,8 @@ function showSources(item, sources) {
     const details = el("details");
     const file = names[source.source] || source.source;
     const ocr = source.ocr ? " (OCR)" : "";
-    details.append(el("summary", `[${source.n}] ${file}, page ${source.page}${ocr} (score ${source.score.toFixed(3)})`));
+    const what = source.document ? ` — ${source.document.label}` : "";
+    details.append(el("summary", `[${source.n}] ${file}, page ${source.page}${ocr} (score ${source.score.toFixed(3)})${what}`));
     details.append(el("pre", source.text));
     list.append(details);
   }
