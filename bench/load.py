@@ -135,7 +135,8 @@ def cluster(project: Path, mode: str) -> Iterator[str]:
                     env={"DOCQA_LLM__THREADS": threads},
                 )
             )
-        stack.callback(lambda: [worker.stop() for worker in started])
+        for worker in started:
+            stack.callback(worker.stop)
         url, _ = stack.enter_context(serving(project, "--queue", redis.url, ready=False))
         deadline = time.monotonic() + 180
         while len(httpx.get(f"{url}/healthz").json()["model"].get("workers", [])) < workers:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import RESULTS, write
-from docqa.answer.evaluation import EvalItem, EvalReport, evaluate, load_questions
+from docqa.answer.evaluation import EvalItem, EvalReport, QASystem, evaluate, load_questions
 from docqa.answer.qa import QAService
 from docqa.config import Settings, load_settings
 from docqa.index.ingest import ingest
@@ -109,7 +109,10 @@ def halves_rows(pdf: Path, cache: Path) -> dict[str, list[dict[str, Any]]]:
     service.load()
     reference = ReferencePipeline(k=2)
     reference.ingest([pdf])
-    systems = [("docqa", service), ("reference (500/50 chars, vector, k=2)", reference)]
+    systems: list[tuple[str, QASystem]] = [
+        ("docqa", service),
+        ("reference (500/50 chars, vector, k=2)", reference),
+    ]
     sections = {}
     for half, path in HALVES.items():
         items = load_questions(path)

@@ -16,7 +16,7 @@ from typing import Any
 from docqa.answer.grounding import is_abstention
 from docqa.answer.results import Answer, Source, Timings
 from docqa.config import enforce_offline
-from docqa.index.embeddings import resolve_model_dir
+from docqa.index.encoders.folder import resolve_model_dir
 from docqa.index.store import Hit
 from docqa.llm.models import demo_model_path
 

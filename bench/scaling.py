@@ -88,11 +88,13 @@ def faiss_row(count: int, queries: np.ndarray) -> dict[str, Any]:
 def docqa_index(folder: Path, chunks: int) -> Path:
     """A genuine docqa index of `chunks` chunks (generated text, synthetic vectors), made once."""
     from docqa import __version__
+    from docqa.config import RetrievalSettings
     from docqa.errors import VectorStoreError
     from docqa.index.chunking import Chunk
-    from docqa.index.embeddings import DEFAULT_MODEL_ID
+    from docqa.index.encoders.folder import DEFAULT_MODEL_ID
     from docqa.index.identity import DocumentIdentity
-    from docqa.index.store import EmbeddingInfo, FileEntry, Manifest, read_manifest, write_store
+    from docqa.index.manifest import EmbeddingInfo, FileEntry, Manifest, read_manifest
+    from docqa.index.store import write_store
 
     try:
         read_manifest(folder)
@@ -131,7 +133,7 @@ def docqa_index(folder: Path, chunks: int) -> Path:
         )
         for n, entry in enumerate(files)
     )
-    write_store(folder, manifest, parts)
+    write_store(folder, manifest, parts, RetrievalSettings().exact_max_chunks)
     return folder
 
 

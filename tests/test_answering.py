@@ -4,19 +4,21 @@ LLM call."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from docqa.answer.chain import ChainResult
+from docqa.answer.context import Context
 from docqa.answer.evidence import Evidence
-from docqa.answer.prompts import qa_prompt_template
-from docqa.answer.qa import Context, QAService
+from docqa.answer.prompts import Passage, qa_prompt
+from docqa.answer.qa import QAService
 from docqa.answer.results import Timings, Turn
 from docqa.config import load_settings
 from docqa.errors import UsageError
 from docqa.llm.engine import Completion
-from tests.conftest import FACTS
+from tests.fixtures.projects import FACTS
 
 pytestmark = pytest.mark.slow
 
@@ -25,14 +27,15 @@ QUESTION = FACTS[0][0]  # the Brightwater Foods guarantee, page 3 of orchard.pdf
 
 def service_for(project: Path, **llm: object) -> QAService:
     overrides = {"paths": {"vectorstore": project / "vectorstore"}, "llm": llm}
-    return QAService(load_settings(None, overrides, environ={}))
+    service = QAService(load_settings(None, overrides, environ={}))
+    service.load()
+    return service
 
 
 def room_for(service: QAService, extra: int, history: tuple[Turn, ...] = ()) -> int:
     """max_new_tokens that leaves the prompt `extra` tokens beyond the question alone."""
     llm = service.llm
-    template = qa_prompt_template(llm.chat_format, history)
-    alone = llm.count_tokens(template.format(context="", question=QUESTION))
+    alone = llm.count_tokens(qa_prompt(llm.chat_format, history).fill([], QUESTION))
     return llm.context_length - alone - extra
 
 
@@ -75,8 +78,8 @@ def test_the_oldest_turns_make_room_first(project: Path) -> None:
         QUESTION, history=turns, sampling=service.llm.sampling.override(max_new_tokens=budget)
     )
     assert 0 < squeezed.history_dropped < len(turns)
-    assert "Question number 5" in squeezed.template  # the latest turn stays
-    assert "Question number 0" not in squeezed.template
+    assert "Question number 5" in squeezed.prompt  # the latest turn stays
+    assert "Question number 0" not in squeezed.prompt
     assert squeezed.dropped == 0, "turns go before passages"
 
 
@@ -91,14 +94,16 @@ def test_answers_are_checked_against_what_the_model_read(project: Path) -> None:
         {"n": 1, "text": "The minimum guarantee payable by Brightwater Foods is £18 million."}
     ]
     unstated = [{"n": 1, "text": "The cooperative sells its juice to Brightwater Foods."}]
-    kept = service._answer(context, timings, ChainResult(answer, stated, completion))
+    result = ChainResult(answer, completion)
+    kept = service._answer(replace(context, reading=stated), timings, result)
     assert kept.answer == (  # the library holds two documents: the answer says which it used
         "The minimum guarantee payable by Brightwater Foods is £18 million [1]. "
         "(From docqa test document.)"
     )
     assert kept.revision == "cited"
     # ...but when what the model read did not state it, the answer is not taken as supported.
-    checked = service._answer(context, timings, ChainResult(answer, unstated, completion))
+    read_unstated = replace(context, reading=unstated)
+    checked = service._answer(read_unstated, timings, result)
     assert checked.revision in {"quoted", "declined"}
     assert checked.answer != kept.answer
 
@@ -107,7 +112,7 @@ BROADCASTING = (
     "Broadcasting revenue was £214.9 million, £254.8 million and £140.2 million for the years "
     "ended 30 June 2022, 2021 and 2020, respectively."
 )
-READ = [
+READ: list[Passage] = [
     {"n": 1, "text": BROADCASTING},
     {"n": 2, "text": "Broadcasting revenue comes from the Premier League and UEFA."},
 ]
@@ -140,9 +145,7 @@ def test_an_answer_that_contradicts_the_best_evidence_is_replaced_by_it(
     evidence = [Evidence(1, 0, BROADCASTING, 1.5), Evidence(2, 0, READ[1]["text"], 1.0)]
     context = Context(question, question, [], READ, evidence, "")
     completion = Completion("x", 1, 1, 0.0, 0.0, "stop")
-    checked = service._answer(
-        context, Timings(0.0, 0.0, 0.0, 0.0), ChainResult(answer, READ, completion)
-    )
+    checked = service._answer(context, Timings(0.0, 0.0, 0.0, 0.0), ChainResult(answer, completion))
     assert checked.revision == revision
     if revision == "quoted":
         # Both sentences the model read (evidence_sentences), the best first.

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from docqa.answer.conversation import carry_keywords
-from tests.conftest import REPO, run_cli
 from tests.fixtures.pdfs import SAMPLE_QUESTION
+from tests.fixtures.projects import REPO, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from docqa.index.bert_openvino import cpu_has_bf16
-from docqa.index.store import CURRENT, MANIFEST
-from tests.conftest import FACTS, REPO, run_cli, write_documents
+from docqa.index.encoders.openvino_runtime import cpu_has_bf16
+from docqa.index.generations import CURRENT
+from docqa.index.manifest import MANIFEST
 from tests.fixtures.pdfs import write_pdf
+from tests.fixtures.projects import FACTS, REPO, run_cli, write_documents
 
 pytestmark = pytest.mark.slow
 
@@ -217,7 +218,7 @@ def test_index_from_another_embedding_model_is_refused(project: Path, tmp_path: 
 def test_a_local_embedding_model_moves_with_the_project(tmp_path: Path) -> None:
     from safetensors.numpy import load_file, save_file
 
-    from docqa.index.embeddings import resolve_model_dir
+    from docqa.index.encoders.folder import resolve_model_dir
 
     project = tmp_path / "project"
     shutil.copytree(resolve_model_dir("all-MiniLM-L6-v2"), project / "models" / "minilm")

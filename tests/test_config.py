@@ -93,7 +93,7 @@ def test_missing_explicit_config_file(tmp_path: Path) -> None:
 
 def test_shipped_config_matches_the_defaults() -> None:
     from docqa.config import Settings
-    from tests.conftest import REPO
+    from tests.fixtures.projects import REPO
 
     shipped = load_settings(REPO / "config.yml", environ={})
     defaults = load_settings(environ={})
@@ -117,7 +117,7 @@ def test_shipped_config_matches_the_defaults() -> None:
 
 def test_readme_documents_every_setting() -> None:
     from docqa.config import Settings
-    from tests.conftest import REPO
+    from tests.fixtures.projects import REPO
 
     readme = (REPO / "README.md").read_text()
     documented = set(re.findall(r"^\| `(\w+\.\w+)` \|", readme, re.MULTILINE))

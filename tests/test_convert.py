@@ -15,13 +15,13 @@ from docqa.llm.chat_formats import LLAMA2_CHAT, LLAMA2_CHAT_TEMPLATE, unmarked
 from docqa.llm.convert import convert, converted_path
 from docqa.llm.ggml_file import BLOCKS, read_ggml_v3
 from docqa.llm.models import PROMPT_SPEEDUP
-from tests.conftest import DOCUMENTS, REPO, run_cli, run_probe
 from tests.fixtures.ggml import (
     GGML_TYPE_Q8_0,
     LlamaShape,
     sentencepiece_vocabulary,
     write_ggjt_llama,
 )
+from tests.fixtures.projects import DOCUMENTS, REPO, run_cli, run_probe
 
 CORPUS = " ".join(page for pages in DOCUMENTS.values() for page in pages) + (
     " Revenue for the year ended 30 June 2022 was £583.2 million, up 18.9% on 2021's £494.1 "

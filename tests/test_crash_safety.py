@@ -14,9 +14,11 @@ import pytest
 
 from docqa.answer.qa import QAService
 from docqa.errors import ExitCode
-from docqa.index.store import DATA_FILES, LOCK, VectorStore
-from tests.conftest import REPO, run_cli
+from docqa.index.generations import LOCK
+from docqa.index.manifest import DATA_FILES
+from docqa.index.store import VectorStore
 from tests.fixtures.pdfs import write_pdf
+from tests.fixtures.projects import REPO, run_cli
 from tests.test_incremental import MODEL, assert_same_index, run, settings_for, snapshot
 
 pytestmark = pytest.mark.slow

@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 import shlex
 
+import click
 import pytest
 import typer
 import yaml
 
 from docqa.cli import app
 from docqa.config import load_settings
-from tests.conftest import REPO
+from tests.fixtures.projects import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -34,6 +35,7 @@ def test_each_service_runs_a_valid_docqa_command(service: str) -> None:
     command = SERVICES[service]["command"]
     assert command[0] == "docqa"
     group = typer.main.get_command(app)
+    assert isinstance(group, click.Group)
     group.commands[command[1]].make_context(command[1], list(command[2:]))  # raises if invalid
     queue = command[command.index("--queue") + 1]
     assert queue == "redis://redis:6379/0"

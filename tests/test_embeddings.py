@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 
 from docqa.errors import ConfigError, ModelError
-from docqa.index import bert_openvino
-from docqa.index.bert_numpy import _gelu, supports
-from docqa.index.bert_openvino import cpu_has_bf16
-from docqa.index.embeddings import Embedder, Runtime, folder_id, ingest_runtime
-from tests.conftest import DOCUMENTS, FACTS, REPO, SHOWCASE_PDF, write_documents
+from docqa.index import embeddings
+from docqa.index.embeddings import Embedder, ingest_runtime
+from docqa.index.encoders import Runtime
+from docqa.index.encoders.folder import folder_id
+from docqa.index.encoders.numpy_bert import gelu
+from docqa.index.encoders.openvino_runtime import cpu_has_bf16
 from tests.fixtures.pdfs import SAMPLE_PAGES
+from tests.fixtures.projects import DOCUMENTS, FACTS, REPO, SHOWCASE_PDF, write_documents
 
 pytestmark = pytest.mark.slow
 MODEL = "all-MiniLM-L6-v2"
@@ -97,9 +99,10 @@ def test_embedding_never_imports_torch(sample_project: Path, work: str, printed:
     assert result.stdout.split() == [*printed, "False", "False"]
 
 
-def test_bundled_model_runs_in_numpy() -> None:
+def test_the_bundled_model_runs_without_torch() -> None:
     embedder = Embedder(MODEL)
-    assert supports(embedder.model_dir)
+    assert embedder.folder.plain_bert
+    assert embedder.runtime == "onnxruntime"
     pooling = json.loads((embedder.model_dir / "1_Pooling" / "config.json").read_text())
     assert pooling["pooling_mode_mean_tokens"]
 
@@ -142,11 +145,11 @@ def test_ingest_embeds_in_bf16_only_where_the_cpu_multiplies_it(
         assert cpu_has_bf16(cpuinfo) is has
     assert not cpu_has_bf16(tmp_path / "absent")
 
-    monkeypatch.setattr(bert_openvino, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(embeddings, "cpu_has_bf16", lambda: False)
     assert (ingest_runtime("auto"), ingest_runtime("fp32")) == ("onnxruntime", "onnxruntime")
     with pytest.raises(ConfigError, match="no bf16 units"):
         ingest_runtime("bf16")
-    monkeypatch.setattr(bert_openvino, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(embeddings, "cpu_has_bf16", lambda: True)
     assert [ingest_runtime(p) for p in ("auto", "bf16", "fp32")] == [
         "openvino",
         "openvino",
@@ -159,7 +162,7 @@ def test_ingest_embeds_in_bf16_only_where_the_cpu_multiplies_it(
 def test_the_openvino_process_that_dies_is_reported_then_started_again() -> None:
     embedder = Embedder(MODEL, runtime="openvino")
     first = embedder.embed(["a page", "another"])
-    child = embedder._bert._child  # type: ignore[union-attr]
+    child = embedder.load()._child  # type: ignore[attr-defined]
     child.kill()
     child.wait()
     with pytest.raises(ModelError, match="ended unexpectedly"):
@@ -231,5 +234,5 @@ def test_a_model_folder_is_known_by_its_content_not_its_place(tmp_path: Path) ->
 def test_the_numpy_gelu_is_the_exact_one() -> None:
     x = np.linspace(-8, 8, 4001, dtype=np.float32).reshape(1, 4001)
     exact = np.array([v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x[0].tolist()])
-    assert np.abs(_gelu(x)[0] - exact).max() < 1e-6
-    assert _gelu(x).dtype == np.float32
+    assert np.abs(gelu(x)[0] - exact).max() < 1e-6
+    assert gelu(x).dtype == np.float32

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.fixtures.projects import REPO, run_cli
 
 pytestmark = pytest.mark.slow
 SAMPLE_SET = REPO / "tests" / "eval" / "sample.jsonl"

@@ -10,8 +10,8 @@ import pytest
 from docqa.answer.evaluation import EvalItem, load_questions
 from docqa.index.loading import open_pdf
 from docqa.text import fold
-from tests.conftest import REPO
 from tests.fixtures.pdfs import SAMPLE_NAME
+from tests.fixtures.projects import REPO
 
 EVAL = REPO / "tests" / "eval"
 

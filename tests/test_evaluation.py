@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from docqa.answer.evaluation import (
-    EvalItem,
-    EvalReport,
-    ItemResult,
-    evaluate,
-    load_questions,
-    paired_difference,
-)
+from docqa.answer.evaluation import EvalItem, EvalReport, ItemResult, evaluate, load_questions
+from docqa.answer.measures import paired_difference
 from docqa.answer.qa import Answer, QAService, Timings
 from docqa.config import load_settings
 from docqa.errors import UsageError
@@ -24,7 +18,9 @@ from tests.fixtures.pdfs import write_pdf
 
 
 def item(id_: str, answers: list[str], pages: list[int], kind: str = "number") -> EvalItem:
-    return EvalItem(id=id_, question=f"q{id_}?", answers=answers, pages=pages, kind=kind)  # type: ignore[arg-type]
+    return EvalItem.model_validate(
+        {"id": id_, "question": f"q{id_}?", "answers": answers, "pages": pages, "kind": kind}
+    )
 
 
 class Scripted:
@@ -132,7 +128,9 @@ def test_context_recall_intervals_and_paired_differences() -> None:
     report = evaluate(Scripted(script), items, k=4)
     metrics, intervals = report.metrics(), report.intervals()
     assert metrics["context_recall"] == metrics["hit@2"] == 0.5
-    low, high = intervals["context_recall"]
+    interval = intervals["context_recall"]
+    assert interval is not None
+    low, high = interval
     assert low < 0.5 < high
     assert intervals["hit@4"] == (1.0, 1.0)
     assert intervals == report.intervals(), "the same seed: the same interval"
@@ -146,7 +144,7 @@ def test_context_recall_intervals_and_paired_differences() -> None:
 
 def test_a_chunk_holding_the_answer_is_a_hit_on_any_page() -> None:
     system = Scripted({"q1?": ([9], "x")})
-    system.search = lambda q, k=None: [Hit("d.pdf", 9, "it is £750 million", 0.5)]  # type: ignore[method-assign]
+    system.search = lambda question, k=None: [Hit("d.pdf", 9, "it is £750 million", 0.5)]  # type: ignore[method-assign]
     assert (
         evaluate(system, [item("1", ["£750 million"], [53])], k=4, answer=False).results[0].rank
         == 1

@@ -10,7 +10,8 @@ import pytest
 
 from docqa.errors import ConfigError
 from docqa.index.corrections import FILE_NAME, Correction, Corrections
-from docqa.index.identity import DocumentIdentity, headline_of, identify, meaningful_title
+from docqa.index.identifying import headline_of, identify, meaningful_title
+from docqa.index.identity import DocumentIdentity
 from docqa.periods import Mention, Period, fiscal_quarter, match_strength, mentions, parse_period
 
 TEN_Q_COVER = """UNITED STATES

@@ -18,15 +18,18 @@ from hypothesis import strategies as st
 from docqa.config import Settings, load_settings
 from docqa.errors import IndexBusyError, IngestInterrupted, NoDocumentsError
 from docqa.index import ingest as ingest_service
-from docqa.index.bert_openvino import cpu_has_bf16
-from docqa.index.ingest import IngestProgress, IngestReport, ingest
-from docqa.index.store import VectorStore, writer_lock
-from tests.conftest import BROKEN_PDF, write_documents
+from docqa.index.encoders.openvino_runtime import cpu_has_bf16
+from docqa.index.generations import writer_lock
+from docqa.index.ingest import ingest
+from docqa.index.report import IngestProgress, IngestReport
+from docqa.index.scanning import RACY_NS
+from docqa.index.store import VectorStore
 from tests.fixtures.pdfs import write_pdf
+from tests.fixtures.projects import BROKEN_PDF, write_documents
 
 pytestmark = pytest.mark.slow
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-RACY_S = ingest_service.RACY_NS / 1e9
+RACY_S = RACY_NS / 1e9
 
 
 class Reads(IngestProgress):

@@ -12,9 +12,10 @@ import pytest
 from docqa.answer.qa import QAService
 from docqa.config import Settings, load_settings
 from docqa.index.corrections import FILE_NAME
-from docqa.index.ingest import IngestProgress, ingest
-from tests.conftest import run_cli
+from docqa.index.ingest import ingest
+from docqa.index.report import IngestProgress
 from tests.fixtures.library import write_library
+from tests.fixtures.projects import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ def service(library: Settings) -> QAService:
 
 
 def test_each_document_knows_who_and_when_it_is(library: Settings) -> None:
-    from docqa.index.store import read_manifest
+    from docqa.index.manifest import read_manifest
 
     manifest, _ = read_manifest(library.paths.vectorstore)
     labels = {entry.source: entry.identity.label for entry in manifest.files}
@@ -115,6 +116,7 @@ def test_a_period_the_library_lacks_is_declined(service: QAService) -> None:
 
 def test_an_answer_from_an_unnamed_document_says_which_it_is(service: QAService) -> None:
     answer = service.ask("How much is the minimum guarantee payable by Northwind Textiles?")
+    assert answer.answer is not None
     assert "£42 million" in answer.answer
     assert answer.answer.endswith(
         "(From Larkspur Outdoor Gear Ltd, annual report, year ended December 31, 2024 (FY2024).)"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from docqa.index.loading import PdfFile, PdfReadError, find_pdfs, normalise, open_pdf
-from tests.conftest import BROKEN_PDF, DOCUMENTS, write_documents
 from tests.fixtures.pdfs import write_pdf
+from tests.fixtures.projects import BROKEN_PDF, DOCUMENTS, write_documents
 
 
 def load(path: Path, folder: Path) -> PdfFile:

@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from docqa.config import Settings, load_settings
-from docqa.index.ingest import IngestProgress, index_status, ingest
+from docqa.index.ingest import ingest
 from docqa.index.loading import open_pdf
 from docqa.index.ocr import TextBox, layout
-from tests.conftest import run_cli
+from docqa.index.report import IngestProgress
+from docqa.index.status import index_status
 from tests.fixtures.pdfs import write_pdf
+from tests.fixtures.projects import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -163,7 +166,7 @@ def test_status_lists_every_file_with_what_became_of_it(tmp_path: Path) -> None:
     ingest(settings)
     write_pdf(data / "later.pdf", [TEXT_PAGE])
     listing = index_status(settings).listing()
-    assert listing[2].pop("document")["label"] == "docqa test document"
+    assert cast(dict[str, Any], listing[2].pop("document"))["label"] == "docqa test document"
     assert listing == [
         {"source": "empty.pdf", "state": "failed", "reason": "empty file (0 bytes)"},
         {"source": "later.pdf", "state": "pending", "change": "new"},

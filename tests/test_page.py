@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from tests.conftest import FACTS, REPO, run_cli, write_documents
 from tests.fixtures.pdfs import write_pdf
+from tests.fixtures.projects import FACTS, REPO, run_cli, write_documents
 from tests.fixtures.services import long_question, serving, wait_for_job
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Locator, Page
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +38,7 @@ WATCH_LENGTHS = """() => {
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail("Chromium is not installed: `make test` installs it (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
@@ -57,7 +61,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
 
 
 @pytest.fixture
-def page(browser, site):  # type: ignore[no-untyped-def]
+def page(browser: Browser, site: tuple[str, Path]) -> Iterator[Page]:
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     errors: list[str] = []
@@ -69,13 +73,13 @@ def page(browser, site):  # type: ignore[no-untyped-def]
     assert not errors, errors
 
 
-def ask(page, question: str) -> object:  # type: ignore[no-untyped-def]
+def ask(page: Page, question: str) -> Locator:
     page.fill("#question", question)
     page.press("#question", "Enter")
     return page.locator("#messages li.assistant").last
 
 
-def test_an_answer_streams_in_and_its_citation_opens(page) -> None:  # type: ignore[no-untyped-def]
+def test_an_answer_streams_in_and_its_citation_opens(page: Page) -> None:
     assert "chunks" in page.inner_text("#status")
     page.evaluate(WATCH_LENGTHS)
     page.locator("#temperature").fill("1")
@@ -98,7 +102,7 @@ def test_an_answer_streams_in_and_its_citation_opens(page) -> None:  # type: ign
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
-def test_an_uploaded_pdf_is_indexed_and_answered_from(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_uploaded_pdf_is_indexed_and_answered_from(page: Page, tmp_path: Path) -> None:
     pdf = write_pdf(
         tmp_path / "zephyr orchard.pdf",
         ["Zephyr Orchard\nThe Zephyr orchard grows 412 pear trees on the north slope."],
@@ -111,7 +115,7 @@ def test_an_uploaded_pdf_is_indexed_and_answered_from(page, tmp_path: Path) -> N
     assert "zephyr orchard.pdf, page 1" in answer.locator(".citations").inner_text()
 
 
-def test_stop_ends_a_generation_and_new_conversation_clears(page) -> None:  # type: ignore[no-untyped-def]
+def test_stop_ends_a_generation_and_new_conversation_clears(page: Page) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     page.locator("#temperature").fill("1.5")
@@ -135,7 +139,7 @@ def test_stop_ends_a_generation_and_new_conversation_clears(page) -> None:  # ty
     assert page.locator("#messages li").count() == 0
 
 
-def test_k_sets_how_many_passages_are_cited(page) -> None:  # type: ignore[no-untyped-def]
+def test_k_sets_how_many_passages_are_cited(page: Page) -> None:
     page.locator("#k").fill("4")
     assert page.inner_text("#k-value") == "4"
     with page.expect_request("**/v1/chat/completions") as sent:
@@ -145,7 +149,7 @@ def test_k_sets_how_many_passages_are_cited(page) -> None:  # type: ignore[no-un
     assert answer.locator(".citations details").count() == 4
 
 
-def test_markup_in_a_pdf_is_shown_as_text(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_markup_in_a_pdf_is_shown_as_text(page: Page, tmp_path: Path) -> None:
     markup = '<script>window.pwned = 1</script> <img src=x onerror="window.pwned = 2">'
     pdf = write_pdf(
         tmp_path / "quarry.pdf",
@@ -168,7 +172,7 @@ def start_job(url: str) -> str:
     return str(response.json()["job_id"])
 
 
-def test_a_busy_server_says_so(page, site) -> None:  # type: ignore[no-untyped-def]
+def test_a_busy_server_says_so(page: Page, site: tuple[str, Path]) -> None:
     url, _ = site
     # One question runs and one waits (max_queue 1): the page's question is refused, 429. The
     # second waits only once the first runs: while the first waits, the queue is already full.
@@ -183,7 +187,9 @@ def test_a_busy_server_says_so(page, site) -> None:  # type: ignore[no-untyped-d
             httpx.delete(f"{url}/v1/jobs/{job_id}")
 
 
-def test_the_api_key_is_asked_for_and_kept_for_the_session(browser, site) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_key_is_asked_for_and_kept_for_the_session(
+    browser: Browser, site: tuple[str, Path]
+) -> None:
     _, project = site
     with serving(project, env={"DOCQA_API_KEY": "s3cret"}) as (url, _):
         context = browser.new_context(viewport=DESKTOP)
@@ -203,7 +209,7 @@ def test_the_api_key_is_asked_for_and_kept_for_the_session(browser, site) -> Non
         context.close()
 
 
-def test_an_empty_index_says_to_upload_until_one_is(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_empty_index_says_to_upload_until_one_is(browser: Browser, tmp_path: Path) -> None:
     project = tmp_path / "empty"
     (project / "data").mkdir(parents=True)
     with serving(project, ready=False) as (url, _):
@@ -218,7 +224,7 @@ def test_an_empty_index_says_to_upload_until_one_is(browser, tmp_path: Path) -> 
         page.close()
 
 
-def test_a_server_that_went_down_is_reported(browser, site) -> None:  # type: ignore[no-untyped-def]
+def test_a_server_that_went_down_is_reported(browser: Browser, site: tuple[str, Path]) -> None:
     _, project = site
     with serving(project) as (url, server):
         page = browser.new_page()
@@ -230,7 +236,9 @@ def test_a_server_that_went_down_is_reported(browser, site) -> None:  # type: ig
         page.close()
 
 
-def test_the_adidas_question_over_the_20f(browser, showcase_pdf: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_adidas_question_over_the_20f(
+    browser: Browser, showcase_pdf: Path, tmp_path: Path
+) -> None:
     """The showcase: what the page shows for the adidas question, at both widths."""
     project = tmp_path / "20f"
     (project / "data").mkdir(parents=True)

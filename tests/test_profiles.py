@@ -14,8 +14,8 @@ from docqa.answer.qa import QAService
 from docqa.config import Settings, load_settings
 from docqa.llm.header import ModelShape, model_shape
 from docqa.llm.models import demo_model_path
-from tests.conftest import FACTS
 from tests.fixtures.ggml import LlamaShape, write_ggjt_llama, write_gguf_llama
+from tests.fixtures.projects import FACTS
 
 SEVEN_B = ModelShape(parameters=6_738_415_616, context_length=4096)
 

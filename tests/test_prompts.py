@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 
 from docqa.answer.prompts import (
+    CONTEXT_SLOT,
+    QUESTION_SLOT,
     SYSTEM_PROMPT,
+    Passage,
+    QAPrompt,
     fit_passages,
     format_passage,
-    qa_prompt_template,
+    qa_prompt,
 )
 from docqa.answer.results import Turn
 from docqa.errors import ModelError, UsageError
@@ -83,18 +87,20 @@ def test_templates_from_model_files_run_in_a_sandbox() -> None:
         chat.render(conversation("SYS", "USER"))
 
 
-def test_qa_prompt_template_keeps_only_its_two_slots() -> None:
+def test_the_qa_prompt_fills_its_two_slots_and_nothing_else() -> None:
     chat = choose_chat_format("auto", "{{ '{literal}' }}" + CHATML, "", "", "m.gguf")
-    text = unmarked(qa_prompt_template(chat).format(context="CTX", question="Q?"))
+    passages = [{"n": 1, "text": "CTX {context} " + QUESTION_SLOT}]
+    text = unmarked(qa_prompt(chat).fill(passages, "Q? {question}"))
     assert text.startswith("{literal}<|im_start|>system\n" + SYSTEM_PROMPT)
-    assert "<|im_start|>user\nCTX\n\nQuestion: Q?<|im_end|>" in text
+    expected = f"[1] CTX {{context}} {QUESTION_SLOT}\n\nQuestion: Q? {{question}}"
+    assert f"<|im_start|>user\n{expected}<|im_end|>" in text
 
 
 def words(text: str) -> int:
     return len(text.split())
 
 
-PASSAGES = [
+PASSAGES: list[Passage] = [
     {"n": 1, "source": "a.pdf", "page": 1, "text": "one two three"},
     {"n": 2, "source": "b.pdf", "page": 2, "text": " ".join(["long"] * 50)},
     {"n": 3, "source": "c.pdf", "page": 3, "text": "four five"},
@@ -102,20 +108,21 @@ PASSAGES = [
 
 
 def test_fit_keeps_rank_order_and_skips_what_does_not_fit() -> None:
-    template = "{context} || {question}"
+    template = QAPrompt(f"{CONTEXT_SLOT} || {QUESTION_SLOT}")
     kept, dropped = fit_passages("why?", PASSAGES, template, words, budget=20)
     assert kept == [0, 2]
     assert dropped == [1]
     context = "\n\n".join(format_passage(PASSAGES[i]["n"], PASSAGES[i]["text"]) for i in kept)
     assert context.startswith("[1] one")
     assert "[3] four five" in context
-    assert words(template.format(context=context, question="why?")) <= 20
+    assert template.fill([PASSAGES[i] for i in kept], "why?") == f"{context} || why?"
+    assert words(template.fill([PASSAGES[i] for i in kept], "why?")) <= 20
     assert fit_passages("why?", PASSAGES, template, words, budget=500) == ([0, 1, 2], [])
 
 
 def test_a_question_too_long_for_the_context_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="the question alone needs more than the 3 tokens"):
-        fit_passages("a b c d e", PASSAGES, "{context}{question}", words, budget=3)
+        fit_passages("a b c d e", PASSAGES, QAPrompt(CONTEXT_SLOT + QUESTION_SLOT), words, 3)
 
 
 def test_multi_turn_llama2_follows_metas_layout() -> None:
@@ -127,11 +134,11 @@ def test_multi_turn_llama2_follows_metas_layout() -> None:
 
 def test_multi_turn_templates_and_the_qa_prompt_carry_history() -> None:
     chat = choose_chat_format("auto", CHATML, "", "<|im_end|>", "smol.gguf")
-    template = qa_prompt_template(chat, [Turn("First?", "One [1].")])
-    text = unmarked(template.format(context="CTX", question="Then?"))
+    prompt = qa_prompt(chat, [Turn("First?", "One [1].")])
+    text = unmarked(prompt.fill([{"n": 1, "text": "CTX"}], "Then?"))
     assert "<|im_start|>user\nFirst?<|im_end|>\n<|im_start|>assistant\nOne [1].<|im_end|>" in text
     assert text.endswith(
-        "<|im_start|>user\nCTX\n\nQuestion: Then?<|im_end|>\n<|im_start|>assistant\n"
+        "<|im_start|>user\n[1] CTX\n\nQuestion: Then?<|im_end|>\n<|im_start|>assistant\n"
     )
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from docqa.config import ChunkingSettings
-from docqa.index.embeddings import resolve_model_dir
+from docqa.index.encoders.folder import resolve_model_dir
 from docqa.index.reading import Planned, Reading, ReadProgress, _Worker, read_ahead, read_document
-from tests.conftest import write_documents
+from tests.fixtures.projects import write_documents
 
 pytestmark = pytest.mark.slow
 

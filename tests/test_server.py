@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import FACTS, run_cli, write_documents
 from tests.fixtures.pdfs import write_pdf
+from tests.fixtures.projects import FACTS, run_cli, write_documents
 from tests.fixtures.services import (
     load,
     long_question,
@@ -350,7 +350,7 @@ def test_an_api_key_is_required_when_set(served_project: Path) -> None:
         right = httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer s3cret"})
         assert right.status_code == 200
         odd = httpx.get(
-            f"{url}/v1/models", headers={"Authorization": "Bearer s\u00e9cret".encode()}
+            f"{url}/v1/models", headers={b"Authorization": "Bearer s\u00e9cret".encode()}
         )
         assert odd.status_code == 401
         # Refused before its body is read: no upload is spooled for a stranger.

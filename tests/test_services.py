@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from docqa.answer.qa import QAService
 from docqa.config import Settings, load_settings
 from docqa.errors import ConfigError, NoDocumentsError, VectorStoreError
-from docqa.index.ingest import IngestProgress, ingest
-from tests.conftest import REPO, write_documents
+from docqa.index.ingest import ingest
+from docqa.index.report import IngestProgress
 from tests.fixtures.pdfs import SAMPLE_NAME, SAMPLE_QUESTION, write_pdf, write_sample
+from tests.fixtures.projects import REPO, write_documents
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +27,7 @@ def settings_for(data: Path, vectorstore: Path, **sections: dict) -> Settings:
 
 class Recorder(IngestProgress):
     def __init__(self) -> None:
-        self.events: list[tuple[str, object]] = []
+        self.events: list[tuple[str, Any]] = []
 
     def start(self, files: int) -> None:
         self.events.append(("start", files))

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from docqa.config import RetrievalSettings
 from docqa.errors import IndexWriteError, VectorStoreError
+from docqa.index import manifest as manifest_module
 from docqa.index import store as store_module
 from docqa.index.chunking import Chunk
+from docqa.index.generations import CURRENT
 from docqa.index.identity import DocumentIdentity
-from docqa.index.store import (
+from docqa.index.manifest import (
     CHUNK_OFFSETS,
     CHUNKS,
-    CURRENT,
     DATA_FILES,
     FORMAT_VERSION,
     INDEX,
@@ -24,12 +28,12 @@ from docqa.index.store import (
     EmbeddingInfo,
     FileEntry,
     Manifest,
-    VectorStore,
     read_manifest,
-    write_store,
 )
+from docqa.index.store import VectorStore, write_store
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+EXACT = RetrievalSettings().exact_max_chunks  # the default: an exact index
 
 
 def manifest_for(chunks: int) -> Manifest:
@@ -58,7 +62,7 @@ def build(folder: Path, texts: list[str], seed: int = 0) -> np.ndarray:
     vectors = rng.standard_normal((len(texts), 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     chunks = [Chunk("a.pdf", i + 1, text, 3) for i, text in enumerate(texts)]
-    write_store(folder, manifest_for(len(texts)), [(chunks, vectors)])
+    write_store(folder, manifest_for(len(texts)), [(chunks, vectors)], EXACT)
     return vectors
 
 
@@ -136,7 +140,9 @@ def truncate(path: Path) -> None:
         (MANIFEST, tamper_checksum, "chunks.jsonl does not match its checksum"),
     ],
 )
-def test_damaged_index_is_refused(tmp_path: Path, name: str, damage, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_damaged_index_is_refused(
+    tmp_path: Path, name: str, damage: Callable[[Path], None], message: str
+) -> None:
     build(tmp_path, ["alpha", "beta"])
     damage(generation(tmp_path) / name)
     with pytest.raises(VectorStoreError, match=message) as error:
@@ -229,22 +235,30 @@ def race_two_ingests(folder: Path, monkeypatch: pytest.MonkeyPatch, moment: str)
 
         monkeypatch.setattr(Path, "read_text", reading)
     elif moment == "manifest":
-        read_manifest_of = store_module._read_manifest
+        read_manifest_of = manifest_module.generation_manifest
 
         def reading_manifest(generation: Path) -> Manifest:
             ingests_finish(generation)
             return read_manifest_of(generation)
 
-        monkeypatch.setattr(store_module, "_read_manifest", reading_manifest)
+        patch_manifest_reader(monkeypatch, reading_manifest)
     else:  # after the checksums were verified, as FAISS opens its file
         read_index = faiss.read_index
 
-        def reading_index(path: str, *args: object) -> object:
+        def reading_index(path: str, *args: Any) -> Any:
             ingests_finish(Path(path).parent)
             return read_index(path, *args)
 
         monkeypatch.setattr(faiss, "read_index", reading_index)
     return read
+
+
+def patch_manifest_reader(
+    monkeypatch: pytest.MonkeyPatch, reader: Callable[[Path], Manifest]
+) -> None:
+    """`reader` in place of generation_manifest, for the store and for read_manifest."""
+    for module in (store_module, manifest_module):
+        monkeypatch.setattr(module, "generation_manifest", reader)
 
 
 @pytest.mark.parametrize("moment", ["CURRENT", "manifest", "faiss"])
@@ -275,13 +289,13 @@ def test_a_damaged_index_is_refused_without_reading_it_again(
     build(tmp_path, ["alpha"])
     truncate(generation(tmp_path) / INDEX)
     read: list[Path] = []
-    read_manifest_of = store_module._read_manifest
+    read_manifest_of = manifest_module.generation_manifest
 
     def reading_manifest(path: Path) -> Manifest:
         read.append(path)
         return read_manifest_of(path)
 
-    monkeypatch.setattr(store_module, "_read_manifest", reading_manifest)
+    patch_manifest_reader(monkeypatch, reading_manifest)
     with pytest.raises(VectorStoreError, match=r"index\.faiss does not match its checksum"):
         VectorStore.open(tmp_path, MODEL)
     assert read == [generation(tmp_path)]

@@ -14,7 +14,7 @@ import pytest
 from docqa.answer.qa import QAService
 from docqa.answer.results import AnswerEvent, SourcesEvent, TokenEvent
 from docqa.config import load_settings
-from tests.conftest import FACTS, REPO, run_cli
+from tests.fixtures.projects import FACTS, REPO, run_cli
 
 pytestmark = pytest.mark.slow
 

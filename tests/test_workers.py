@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import FACTS, run_cli, write_documents
 from tests.fixtures.pdfs import write_pdf
+from tests.fixtures.projects import FACTS, run_cli, write_documents
 from tests.fixtures.services import (
     Redis,
     load,

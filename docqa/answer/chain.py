@@ -1,14 +1,21 @@
-"""The LangChain glue: our retriever and LLM as LangChain components in a RetrievalQA "stuff" chain.
+"""The LangChain glue: a RetrievalQA "stuff" chain over what docqa prepared.
+
+docqa retrieves, fits and renders the prompt itself (docqa.answer.qa); the chain's retriever
+hands over the prepared passages and its prompt the rendered text, so neither does work of
+its own and the prompt sent is the one whose tokens were counted. The chain runs in a thread
+of its own, its tokens handed to the caller as they come.
 
 LangChain is imported only by this module, and this module only when a question is answered,
-so its moving APIs (RetrievalQA now lives in langchain-classic) stay behind `answer_with_chain`.
+so its moving APIs (RetrievalQA now lives in langchain-classic) stay behind `stream_chain`.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,13 +26,10 @@ from langchain_core.callbacks.manager import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.language_models.llms import BaseLLM
 from langchain_core.outputs import Generation, LLMResult
-from langchain_core.prompts import PromptTemplate
+from langchain_core.prompts import PromptTemplate, StringPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 
-from docqa.answer.prompts import (
-    PASSAGE_SEPARATOR,
-    PASSAGE_TEMPLATE,
-)
+from docqa.answer.prompts import Passage
 from docqa.config import Sampling
 from docqa.llm.engine import Completion, LocalLLM
 
@@ -33,31 +37,62 @@ from docqa.llm.engine import Completion, LocalLLM
 # on purpose: ours stops a generation whose reader went away, which is no warning.
 logging.getLogger("langchain_core.callbacks.manager").setLevel(logging.ERROR)
 
-Passage = dict[str, Any]  # n, source, page, text
-
 
 @dataclass(frozen=True)
 class ChainResult:
     answer: str
-    passages: list[Passage]  # what the model read, numbered as in its prompt
     completion: Completion
 
 
-def answer_with_chain(
+class _Cancelled(Exception):
+    """The reader of a stream went away: the generation stops."""
+
+
+def stream_chain(
+    question: str, prompt: str, passages: list[Passage], llm: LocalLLM, sampling: Sampling
+) -> Generator[str | ChainResult, None, None]:
+    """RetrievalQA ("stuff") on one question whose `passages` and rendered `prompt` docqa
+    prepared: the tokens as they are generated, then the result. Closing this generator stops
+    the chain at its next token and waits for it."""
+    items: queue.Queue[tuple[str, Any]] = queue.Queue()
+    closed = threading.Event()
+
+    def on_token(text: str) -> None:
+        if closed.is_set():
+            raise _Cancelled
+        items.put(("token", text))
+
+    def work() -> None:
+        try:
+            items.put(("result", _run(question, prompt, passages, llm, sampling, on_token)))
+        except BaseException as exc:  # handed to the reader, which raises it
+            items.put(("error", exc))
+
+    worker = threading.Thread(target=work, name="docqa-answer", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "error":
+                if isinstance(value, _Cancelled):
+                    return
+                raise value
+            yield value
+            if kind == "result":
+                return
+    finally:
+        closed.set()
+        worker.join()
+
+
+def _run(
     question: str,
-    retrieve: Callable[[str], list[Passage]],
+    prompt: str,
+    passages: list[Passage],
     llm: LocalLLM,
-    template: str,
     sampling: Sampling,
     on_token: Callable[[str], None],
 ) -> ChainResult:
-    """Run RetrievalQA ("stuff") on one question: `retrieve` is docqa's retrieval for the
-    question the chain hands it, `template` the prompt with {context} and {question} slots, and
-    every generated piece of text goes to `on_token` (which may raise to stop the chain)."""
-    prompt = PromptTemplate(template=template, input_variables=["context", "question"])
-    passage_prompt = PromptTemplate(
-        template=PASSAGE_TEMPLATE, input_variables=["page_content", "n"]
-    )
     recorder = _CompletionRecorder(on_token)
     with warnings.catch_warnings():
         # RetrievalQA is deprecated upstream, yet it is the chain this product is specified
@@ -66,31 +101,39 @@ def answer_with_chain(
         chain = RetrievalQA.from_chain_type(
             llm=_LangChainLLM(model=llm, sampling=sampling),
             chain_type="stuff",
-            retriever=_LangChainRetriever(retrieve=retrieve),
-            return_source_documents=True,
+            retriever=_HandedPassages(passages=passages),
             chain_type_kwargs={
-                "prompt": prompt,
-                "document_prompt": passage_prompt,
-                "document_separator": PASSAGE_SEPARATOR,
+                "prompt": _HandedPrompt(rendered=prompt),
+                "document_prompt": PromptTemplate.from_template("{page_content}"),
             },
         )
         output = chain.invoke({"query": question}, config={"callbacks": [recorder]})
     if recorder.completion is None:
         raise RuntimeError("the chain finished without calling the model")
-    passages = [{**doc.metadata, "text": doc.page_content} for doc in output["source_documents"]]
-    return ChainResult(output["result"], passages, recorder.completion)
+    return ChainResult(output["result"], recorder.completion)
 
 
-class _LangChainRetriever(BaseRetriever):
-    retrieve: Callable[[str], list[Passage]]
+class _HandedPassages(BaseRetriever):
+    """The passages docqa retrieved and fitted for the question."""
+
+    passages: list[Passage]
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
-        return [
-            Document(page_content=p["text"], metadata={k: v for k, v in p.items() if k != "text"})
-            for p in self.retrieve(query)
-        ]
+        return [Document(page_content=p["text"], metadata={"n": p["n"]}) for p in self.passages]
+
+
+class _HandedPrompt(StringPromptTemplate):
+    """The prompt docqa rendered from the same passages and question."""
+
+    rendered: str
+
+    def __init__(self, rendered: str) -> None:
+        super().__init__(rendered=rendered, input_variables=["context", "question"])
+
+    def format(self, **kwargs: Any) -> str:
+        return self.rendered
 
 
 class _LangChainLLM(BaseLLM):

@@ -8,7 +8,8 @@ from collections.abc import Generator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 
-from docqa.answer.qa import QAService, clean_question
+from docqa.answer.context import clean_question
+from docqa.answer.qa import QAService
 from docqa.answer.results import Answer, AnswerEvent, Event, Turn
 from docqa.config import Sampling
 from docqa.llm.chat_formats import Message

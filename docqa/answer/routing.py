@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from docqa.index.identity import KINDS, DocumentIdentity, core_name
+from docqa.index.identity import KINDS, DocumentIdentity
+from docqa.index.names import core_name
 from docqa.periods import Mention, Period, covers, match_strength, mentions, names_period
 from docqa.text import terms
 

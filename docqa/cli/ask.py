@@ -5,27 +5,21 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from docqa.cli.common import (
     ConfigOption,
     DebugOption,
-    MaxTokensOption,
-    MinPOption,
     ModelOption,
-    RepeatPenaltyOption,
-    SeedOption,
-    TemperatureOption,
-    TopKOption,
-    TopPOption,
     VectorstoreOption,
     chosen_sampling,
     loaded_service,
     note,
     process_start,
     run,
+    with_sampling_flags,
 )
 from docqa.errors import ExitCode, UsageError
 
@@ -37,6 +31,7 @@ KOption = Annotated[
 ]
 
 
+@with_sampling_flags
 def ask(
     question: Annotated[str | None, typer.Argument(help="The question, in quotes.")] = None,
     questions_file: Annotated[
@@ -81,13 +76,7 @@ def ask(
     no_sources: Annotated[
         bool, typer.Option("--no-sources", help="Do not print the source chunks.")
     ] = False,
-    temperature: TemperatureOption = None,
-    top_k: TopKOption = None,
-    top_p: TopPOption = None,
-    min_p: MinPOption = None,
-    repeat_penalty: RepeatPenaltyOption = None,
-    max_tokens: MaxTokensOption = None,
-    seed: SeedOption = None,
+    sampling_flags: dict[str, Any] | None = None,
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -115,16 +104,7 @@ def ask(
             config,
             {"paths": {"vectorstore": vectorstore}, "llm": {"model": model}, "retrieval": {"k": k}},
         )
-        sampling = chosen_sampling(
-            settings.llm.sampling,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            min_p=min_p,
-            repeat_penalty=repeat_penalty,
-            max_new_tokens=max_tokens,
-            seed=seed,
-        )
+        sampling = chosen_sampling(settings.llm.sampling, sampling_flags)
         service = loaded_service(settings, model, with_llm=not retrieve_only)
 
         def respond(text: str) -> Answer:

@@ -11,28 +11,23 @@ from collections.abc import Callable
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from docqa.cli.ask import KOption
 from docqa.cli.common import (
-    SAMPLING_FLAGS,
+    SAMPLING_HELP,
     ConfigOption,
     DebugOption,
-    MaxTokensOption,
-    MinPOption,
     ModelOption,
-    RepeatPenaltyOption,
-    SeedOption,
-    TemperatureOption,
-    TopKOption,
-    TopPOption,
     VectorstoreOption,
     chosen_sampling,
     loaded_service,
     run,
+    with_sampling_flags,
 )
+from docqa.config import SAMPLING_NAMES, InvalidSampling
 from docqa.errors import DocqaError, ExitCode
 
 if TYPE_CHECKING:
@@ -50,6 +45,7 @@ HELP = """Commands:
   /exit             leave (or Ctrl-D); Ctrl-C stops an answer"""
 
 
+@with_sampling_flags
 def chat(
     k: KOption = None,
     model: ModelOption = None,
@@ -62,13 +58,7 @@ def chat(
             "stand-alone question used for retrieval).",
         ),
     ] = False,
-    temperature: TemperatureOption = None,
-    top_k: TopKOption = None,
-    top_p: TopPOption = None,
-    min_p: MinPOption = None,
-    repeat_penalty: RepeatPenaltyOption = None,
-    max_tokens: MaxTokensOption = None,
-    seed: SeedOption = None,
+    sampling_flags: dict[str, Any] | None = None,
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -82,16 +72,7 @@ def chat(
             config,
             {"paths": {"vectorstore": vectorstore}, "llm": {"model": model}, "retrieval": {"k": k}},
         )
-        sampling = chosen_sampling(
-            settings.chat_sampling,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            min_p=min_p,
-            repeat_penalty=repeat_penalty,
-            max_new_tokens=max_tokens,
-            seed=seed,
-        )
+        sampling = chosen_sampling(settings.chat_sampling, sampling_flags)
         service = loaded_service(settings, model, with_llm=True)
         conversation = Conversation(service, sampling, k, settings.chat.rewrite)
         if sys.stdin.isatty():
@@ -200,26 +181,24 @@ def _command(conversation: Conversation, line: str, say: Callable[[str], None]) 
     return None
 
 
-# /set's names for the generation settings: the flags' names, with underscores.
-SET_NAMES = {flag[2:].replace("-", "_"): field for field, flag in SAMPLING_FLAGS.items()}
+# /set's names for the generation settings: as users name them (max_tokens), in --help's order.
+SET_NAMES = {SAMPLING_NAMES[field]: field for field in SAMPLING_HELP}
 
 
 def _set(conversation: Conversation, argument: str) -> str:
     """/set NAME VALUE: one generation setting, checked; /set alone: all of them."""
-    from pydantic import ValidationError
-
     if not argument:
         return ", ".join(
             f"{name}={getattr(conversation.sampling, field)}" for name, field in SET_NAMES.items()
         )
     name, _, value = argument.partition(" ")
-    field = SET_NAMES.get(name) or (name if name in SAMPLING_FLAGS else None)
+    field = SET_NAMES.get(name) or (name if name in SAMPLING_NAMES else None)
     if field is None or not value.strip():
         return "error: /set NAME VALUE, with NAME one of " + ", ".join(SET_NAMES)
     try:
         conversation.sampling = conversation.sampling.override(**{field: value.strip()})
-    except ValidationError as exc:
-        return f"error: invalid {name}: {exc.errors()[0]['msg']}"
+    except InvalidSampling as exc:
+        return f"error: invalid {name}: {exc.reason}"
     return f"({name} = {getattr(conversation.sampling, field)})"
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -47,60 +49,75 @@ ModelOption = Annotated[
 ]
 
 
-TemperatureOption = Annotated[
-    float | None, typer.Option("--temperature", help="Sampling temperature; 0 is greedy.")
-]
-TopKOption = Annotated[
-    int | None, typer.Option("--top-k", help="Sample from the k most likely tokens.")
-]
-TopPOption = Annotated[
-    float | None, typer.Option("--top-p", help="Nucleus sampling probability (0-1].")
-]
-MinPOption = Annotated[
-    float | None,
-    typer.Option("--min-p", help="Minimum token probability relative to the best (llama.cpp)."),
-]
-RepeatPenaltyOption = Annotated[
-    float | None, typer.Option("--repeat-penalty", help="Penalty on repeated tokens (>= 1).")
-]
-MaxTokensOption = Annotated[
-    int | None, typer.Option("--max-tokens", help="Longest answer, in tokens.")
-]
-SeedOption = Annotated[int | None, typer.Option("--seed", help="Sampling seed.")]
-
-# The generation settings by the flag that sets each.
-SAMPLING_FLAGS = {
-    "temperature": "--temperature",
-    "top_k": "--top-k",
-    "top_p": "--top-p",
-    "min_p": "--min-p",
-    "repeat_penalty": "--repeat-penalty",
-    "max_new_tokens": "--max-tokens",
-    "seed": "--seed",
+# The generation flags, in the order --help lists them: each sets the generation setting of
+# its name (docqa.config.SAMPLING_NAMES), a flag of every command that answers.
+SAMPLING_HELP = {
+    "temperature": "Sampling temperature; 0 is greedy.",
+    "top_k": "Sample from the k most likely tokens.",
+    "top_p": "Nucleus sampling probability (0-1].",
+    "min_p": "Minimum token probability relative to the best (llama.cpp).",
+    "repeat_penalty": "Penalty on repeated tokens (>= 1).",
+    "max_new_tokens": "Longest answer, in tokens.",
+    "seed": "Sampling seed.",
 }
 
+Command = TypeVar("Command", bound=Callable[..., None])
 
-def chosen_sampling(defaults: Sampling, **flags: object) -> Sampling:
+
+def with_sampling_flags(command: Command) -> Command:
+    """`command` with the generation flags among its options (before --config), handed to
+    it as one `sampling_flags` argument: setting -> the value given, None when not given.
+
+    typer reads a command's options from its signature, so the flags are declared here once
+    rather than written out in every command's parameters."""
+    from docqa.config import SAMPLING_NAMES, Sampling
+
+    flags = [
+        inspect.Parameter(
+            field,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=None,
+            annotation=Annotated[
+                cast(Any, Sampling.model_fields[field].annotation) | None,
+                typer.Option(flag(SAMPLING_NAMES[field]), help=help_text),
+            ],
+        )
+        for field, help_text in SAMPLING_HELP.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        given = {field: kwargs.pop(field) for field in SAMPLING_HELP}
+        command(*args, sampling_flags=given, **kwargs)
+
+    declared = inspect.signature(command, eval_str=True).parameters.values()
+    own = [p for p in declared if p.name != "sampling_flags"]
+    at = next((n for n, p in enumerate(own) if p.name == "config"), len(own))
+    parameters = [*own[:at], *flags, *own[at:]]
+    wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return cast(Command, wrapper)
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a setting users call `name`: --max-tokens."""
+    return "--" + name.replace("_", "-")
+
+
+def chosen_sampling(defaults: Sampling, flags: dict[str, Any] | None) -> Sampling:
     """The generation settings with the flags given applied, each checked (one clear line)."""
-    from pydantic import ValidationError
+    from docqa.config import InvalidSampling
 
     try:
-        return defaults.override(**flags)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        name = str(error["loc"][0])
-        raise UsageError(f"invalid {SAMPLING_FLAGS.get(name, name)}: {error['msg']}") from None
+        return defaults.override(**(flags or {}))
+    except InvalidSampling as exc:
+        raise UsageError(f"invalid {flag(exc.name)}: {exc.reason}") from None
 
 
 def loaded_service(settings: Settings, model: Path | None, with_llm: bool) -> QAService:
     """The question-answering service with its models loaded, its notices shown."""
-    from docqa.answer.qa import QAService
+    from docqa.answer.qa import loaded_service as load
 
-    service = QAService(settings, explicit_model=model is not None)
-    service.load(with_llm=with_llm)
-    for notice in service.notices:
-        note(notice)
-    return service
+    return load(settings, note, explicit_model=model is not None, with_llm=with_llm)
 
 
 def process_start() -> float:

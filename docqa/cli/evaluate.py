@@ -67,13 +67,9 @@ def evaluate(
     """Run every question through retrieval and answering, and report the metrics."""
 
     def body() -> ExitCode:
-        from docqa.answer.evaluation import (
-            ItemResult,
-            difference_table,
-            load_questions,
-            paired_difference,
-        )
+        from docqa.answer.evaluation import ItemResult, load_questions
         from docqa.answer.evaluation import evaluate as run_evaluation
+        from docqa.answer.measures import difference_table, paired_difference
         from docqa.config import load_settings
 
         settings = load_settings(

@@ -50,7 +50,7 @@ def meta(
 
         from docqa.config import load_settings
         from docqa.index.corrections import Correction, Corrections
-        from docqa.index.store import read_manifest
+        from docqa.index.manifest import read_manifest
 
         settings = load_settings(config, {"paths": {"data": data, "vectorstore": vectorstore}})
         corrections = Corrections.read(settings.paths.data)

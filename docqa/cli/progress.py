@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from docqa.index.ingest import IngestProgress
+from docqa.index.report import IngestProgress
 
 
 class _Rate(ProgressColumn):

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # a question should not import the ingest side
     from docqa.answer.results import Answer, Event
     from docqa.config import Settings
-    from docqa.index.ingest import IndexStatus, IngestReport
+    from docqa.index.report import IngestReport
+    from docqa.index.status import IndexStatus
 
 INDENT = "      "
 LISTED = 10  # names listed per kind of change in an ingest summary

@@ -21,7 +21,6 @@ from docqa.cli.common import (
 from docqa.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from docqa.answer.qa import QAService
     from docqa.config import Settings
 
 API_KEY_ENV = "DOCQA_API_KEY"
@@ -55,6 +54,7 @@ def serve(
     def body() -> ExitCode:
         import uvicorn
 
+        from docqa.answer.qa import loaded_service
         from docqa.server.app import create_app
         from docqa.server.executors import Executor, InlineExecutor, QueueExecutor
         from docqa.server.guards import is_loopback
@@ -72,7 +72,7 @@ def serve(
             executor = QueueExecutor(settings, _redis_url(server.queue))
             where = f"questions go to workers through {server.queue}"
         else:
-            service = _service(settings, model is not None)
+            service = loaded_service(settings, note, explicit_model=model is not None, serving=True)
             executor = InlineExecutor(settings, service)
             where = f"answering here with {service.model_path}"
         app = create_app(settings, executor, api_key)
@@ -146,20 +146,6 @@ def _settings(
             "server": server,
         },
     )
-
-
-def _service(settings: Settings, explicit_model: bool) -> QAService:
-    """The QA service with its model loaded; and its index, unless there is none yet (the
-    first upload makes one)."""
-    from docqa.answer.qa import QAService
-
-    service = QAService(settings, explicit_model=explicit_model)
-    missing = service.load_for_serving()
-    if missing is not None:
-        note(f"{missing}; questions are refused until documents are ingested")
-    for notice in service.notices:
-        note(notice)
-    return service
 
 
 def _redis_url(url: str) -> str:

@@ -22,7 +22,7 @@ def status(
     def body() -> ExitCode:
         from docqa.cli.render import status_json, status_text
         from docqa.config import load_settings
-        from docqa.index.ingest import index_status
+        from docqa.index.status import index_status
 
         settings = load_settings(config, {"paths": {"data": data, "vectorstore": vectorstore}})
         report = index_status(settings)

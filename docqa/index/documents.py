@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from docqa.files import fsync
 from docqa.index.chunking import Chunk
+from docqa.index.generations import DISK_ERRORS, write_error
 from docqa.index.identity import DocumentIdentity
-from docqa.index.store import DISK_ERRORS, write_error
 
 if TYPE_CHECKING:
     import numpy as np

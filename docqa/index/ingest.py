@@ -9,11 +9,9 @@ itself is replaced by one atomic switch, under a lock that admits one ingest at 
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -25,98 +23,30 @@ from docqa.errors import ConfigError, IngestInterrupted, NoDocumentsError, Vecto
 from docqa.index.chunking import Chunk, max_overlap
 from docqa.index.corrections import Corrections
 from docqa.index.documents import Document, DocumentStore
-from docqa.index.embeddings import Embedder, Runtime, ingest_runtime
-from docqa.index.loading import (
-    FoundFile,
-    PdfReadError,
-    find_pdfs,
-    page_count,
-    read_file,
-)
-from docqa.index.reading import Planned, Reading, ReadProgress, read_ahead
-from docqa.index.store import (
-    CURRENT,
-    FORMAT_VERSION,
-    EmbeddingInfo,
-    FailedFile,
-    FileEntry,
-    Manifest,
-    index_size,
-    read_manifest,
-    write_store,
-    writer_lock,
-)
+from docqa.index.embeddings import Embedder, ingest_runtime
+from docqa.index.encoders import Runtime
+from docqa.index.generations import CURRENT, writer_lock
+from docqa.index.loading import FoundFile, find_pdfs, page_count, read_file
+from docqa.index.manifest import FORMAT_VERSION, EmbeddingInfo, Manifest, read_manifest
+from docqa.index.reading import Planned, Reading, read_ahead
+from docqa.index.report import IngestProgress, IngestReport
+from docqa.index.scanning import SeenFile, describe_changes, file_entries, identify, same_files
+from docqa.index.store import write_store
 
 if TYPE_CHECKING:
     import numpy as np
 
 EMBED_SLICE = 64  # chunks embedded per call, so progress moves every second or so
-RACY_NS = 2_000_000_000  # files modified this close to the last scan are re-hashed
-
-
-class IngestProgress(ReadProgress):
-    """Told how far an ingest has got; this base ignores it, a user interface shows it."""
-
-    def start(self, files: int) -> None:
-        """About to check `files` PDF files."""
-
-    def planned(self, files: int, pages: int) -> None:
-        """Of them, `files` holding `pages` pages are to be read."""
-
-    def embedded(self, chunks: int) -> None:
-        """Embedded `chunks` more chunks."""
-
-    def skipped(self) -> None:
-        """Checked one file whose content is already known."""
-
-
-@dataclass
-class IngestReport:
-    vectorstore: Path
-    manifest: Manifest | None = None  # the index in use after the ingest
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    moved: list[tuple[str, str]] = field(default_factory=list)  # (old name, new name)
-    copies: list[tuple[str, str]] = field(default_factory=list)  # (copy, file it repeats)
-    removed: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    resumed: int = 0  # documents an interrupted ingest had finished
-    failed: list[FailedFile] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    written: bool = False  # False when the index was already up to date
-    rebuilt_because: str | None = None
-    seconds: float = 0.0
-    pages_read: int = 0  # by this ingest (a file known by its content is not read again)
-    chunks_made: int = 0  # embedded by this ingest
-
-    @property
-    def files(self) -> list[FileEntry]:
-        return self.manifest.files if self.manifest else []
-
-    @property
-    def pages(self) -> int:
-        return self.manifest.pages if self.manifest else 0
-
-    @property
-    def chunks(self) -> int:
-        return self.manifest.chunks if self.manifest else 0
-
-
-@dataclass(frozen=True)
-class _Seen:
-    """A file found in the data folder, identified by content."""
-
-    found: FoundFile
-    size: int
-    mtime_ns: int
-    sha256: str | None  # None when it could not be read
-    error: str | None = None
 
 
 def ingest(
-    settings: Settings, progress: IngestProgress | None = None, rebuild: bool = False
+    settings: Settings,
+    progress: IngestProgress | None = None,
+    rebuild: bool = False,
+    embedder: Embedder | None = None,
 ) -> IngestReport:
-    """Bring the index up to date with the data folder (`rebuild`: make everything anew)."""
+    """Bring the index up to date with the data folder (`rebuild`: make everything anew;
+    `embedder`: this one rather than the settings' shared one)."""
     started = time.perf_counter()
     progress = progress or IngestProgress()
     data, folder = settings.paths.data, settings.paths.vectorstore
@@ -130,7 +60,7 @@ def ingest(
         )
     if not data.is_dir():
         raise NoDocumentsError(f"data folder {data} does not exist: create it and put PDFs in it")
-    embedder = shared_embedder(
+    embedder = embedder or shared_embedder(
         settings.embedding.model,
         settings.embedding.batch_size,
         ingest_runtime(settings.embedding.precision),
@@ -166,9 +96,9 @@ def ingest(
             maker = _DocumentMaker(embedder, settings, progress, store, rebuild, corrections)
             seen, documents = maker.documents(found, previous, report)
 
-            files, failed = _entries(seen, documents, broken, corrections)
+            files, failed = file_entries(seen, documents, broken, corrections)
             report.failed = failed
-            _describe_changes(report, previous, files)
+            describe_changes(report, previous, files)
             if not files:
                 raise NoDocumentsError(
                     f"none of the {len(found) + len(broken)} PDF files in {data} has readable text"
@@ -176,7 +106,7 @@ def ingest(
                     + ": "
                     + "; ".join(f"{f.source}: {f.reason}" for f in failed)
                 )
-            if previous is not None and _same_files(previous, files, failed):
+            if previous is not None and same_files(previous, files, failed):
                 report.manifest = previous
             else:
                 manifest = Manifest(
@@ -203,73 +133,6 @@ def ingest(
         ) from None
     report.seconds = time.perf_counter() - started
     return report
-
-
-@dataclass
-class IndexStatus:
-    manifest: Manifest
-    generation_bytes: int  # the index in use
-    total_bytes: int  # everything in the index folder, kept documents included
-    new: list[str]  # files in the data folder not yet ingested
-    changed: list[str]
-    removed: list[str]  # ingested files no longer in the data folder
-    data_folder_missing: bool = False  # then nothing is pending: there is nothing to compare
-    corrected: list[str] = field(default_factory=list)  # docqa-meta.yml changed for these
-
-    def listing(self) -> list[dict[str, object]]:
-        """Every file, indexed, failed or pending, by name: what became of each."""
-        pending = {name: "new" for name in self.new} | {name: "changed" for name in self.changed}
-        pending |= {name: "removed" for name in self.removed}
-        rows: dict[str, dict[str, object]] = {}
-        for entry in self.manifest.files:
-            rows[entry.source] = {
-                "source": entry.source,
-                "state": "indexed",
-                "pages": entry.pages,
-                "chunks": entry.chunks,
-                "ocr_pages": entry.ocr_pages,
-                "parser": entry.parser,
-                "document": entry.identity.as_dict(),
-            }
-        for name in self.corrected:
-            rows[name].update(state="pending", change="corrected")
-        for failure in self.manifest.failed:
-            rows[failure.source] = {
-                "source": failure.source,
-                "state": "failed",
-                "reason": failure.reason,
-            }
-        for name, change in pending.items():
-            rows.setdefault(name, {"source": name}).update(state="pending", change=change)
-        return [rows[name] for name in sorted(rows)]
-
-
-def index_status(settings: Settings) -> IndexStatus:
-    """What the index holds, verified, and what an ingest would change."""
-    folder, data = settings.paths.vectorstore, settings.paths.data
-    manifest, generation_bytes = read_manifest(folder, verify=True)
-    status = IndexStatus(manifest, generation_bytes, index_size(folder), [], [], [])
-    if not data.is_dir():
-        # A data folder moved or not mounted is not every file removed: ingest would refuse
-        # to run, and the index stays as it is.
-        status.data_folder_missing = True
-        return status
-    corrections = Corrections.read(data)
-    status.corrected = [
-        entry.source
-        for entry in manifest.files
-        if corrections.outdated(entry.source, entry.identity)
-    ]
-    found, broken = find_pdfs(data)
-    before = {e.source: e.sha256 for e in manifest.files + manifest.failed}
-    now = {item.found.source: item.sha256 for item in _identify_all(found, manifest)}
-    now.update({name: None for name, _ in broken})
-    status.new = sorted(name for name in now if name not in before)
-    status.changed = sorted(
-        name for name, sha in now.items() if name in before and before[name] != sha
-    )
-    status.removed = sorted(name for name in before if name not in now)
-    return status
 
 
 @cache
@@ -300,18 +163,18 @@ class _DocumentMaker:
 
     def documents(
         self, found: list[FoundFile], previous: Manifest | None, report: IngestReport
-    ) -> tuple[list[_Seen], dict[str, Document]]:
+    ) -> tuple[list[SeenFile], dict[str, Document]]:
         """Each file identified, and the document of each distinct content: kept from before,
         or made now — read a file or two ahead, in a thread, while this one embeds."""
         before = {e.sha256 for e in previous.files + previous.failed} if previous else set()
         known = {e.source: e for e in previous.files + previous.failed} if previous else {}
         scanned_at_ns = previous.scanned_at_ns if previous else 0
-        seen: list[_Seen] = []
+        seen: list[SeenFile] = []
         documents: dict[str, Document] = {}
         planned: dict[str, Planned] = {}  # content -> the first file that has it, to be read
         pages = 0
         for found_file in found:
-            item, data = _identify(found_file, known.get(found_file.source), scanned_at_ns)
+            item, data = identify(found_file, known.get(found_file.source), scanned_at_ns)
             seen.append(item)
             sha = item.sha256
             if sha is None or sha in documents or sha in planned:
@@ -395,99 +258,6 @@ def _previous(
     if manifest.chunking != settings.chunking.model_dump():
         return None, "the chunking settings changed"
     return manifest, None
-
-
-def _identify_all(found: list[FoundFile], previous: Manifest) -> list[_Seen]:
-    known = {e.source: e for e in previous.files + previous.failed}
-    return [_identify(f, known.get(f.source), previous.scanned_at_ns)[0] for f in found]
-
-
-def _identify(
-    found: FoundFile, known: FileEntry | FailedFile | None, scanned_at_ns: int
-) -> tuple[_Seen, bytes | None]:
-    """Who the file is: its SHA-256, from the last ingest when its size and modification time
-    are the same and it was not changed just before that ingest's scan, else read from disk
-    (and then its bytes too, so they are not read twice)."""
-    try:
-        stat = os.stat(found.path)
-    except OSError as exc:
-        return _Seen(found, 0, 0, None, f"cannot read the file ({exc.strerror})"), None
-    if (
-        known is not None
-        and known.sha256 is not None
-        and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
-        and max(stat.st_mtime_ns, stat.st_ctime_ns) < scanned_at_ns - RACY_NS
-    ):
-        return _Seen(found, stat.st_size, stat.st_mtime_ns, known.sha256), None
-    try:
-        data = read_file(found.path)
-    except PdfReadError as exc:
-        return _Seen(found, stat.st_size, stat.st_mtime_ns, None, str(exc)), None
-    return _Seen(found, stat.st_size, stat.st_mtime_ns, hashlib.sha256(data).hexdigest()), data
-
-
-def _entries(
-    seen: list[_Seen],
-    documents: dict[str, Document],
-    broken: list[tuple[str, str]],
-    corrections: Corrections,
-) -> tuple[list[FileEntry], list[FailedFile]]:
-    files, failed = [], [FailedFile(source=name, reason=reason) for name, reason in broken]
-    for item in seen:
-        common = {"source": item.found.source, "size": item.size, "mtime_ns": item.mtime_ns}
-        document = documents.get(item.sha256 or "")
-        if document is None:
-            failed.append(FailedFile(**common, reason=item.error or "unreadable"))
-        elif document.failure:
-            failed.append(FailedFile(**common, sha256=item.sha256, reason=document.failure))
-        else:
-            assert document.identity is not None  # every document read has one
-            files.append(
-                FileEntry(
-                    **common,
-                    sha256=document.sha256,
-                    pages=document.pages,
-                    chunks=document.chunks,
-                    parser=document.parser,
-                    ocr_pages=list(document.ocr_pages),
-                    identity=corrections.apply(item.found.source, document.identity),
-                )
-            )
-    return files, sorted(failed, key=lambda f: f.source)
-
-
-def _same_files(previous: Manifest, files: list[FileEntry], failed: list[FailedFile]) -> bool:
-    """Whether the index would hold what it holds: the same contents, read the same way."""
-
-    def read(entries: list[FileEntry] | list[FailedFile]) -> set[str]:
-        return {entry.model_dump_json(exclude={"size", "mtime_ns"}) for entry in entries}
-
-    return read(previous.files) == read(files) and read(previous.failed) == read(failed)
-
-
-def _describe_changes(
-    report: IngestReport, previous: Manifest | None, files: list[FileEntry]
-) -> None:
-    """Fill the report's added, updated, moved, copies, removed and unchanged."""
-    before = {entry.source: entry.sha256 for entry in previous.files} if previous else {}
-    now = {entry.source: entry.sha256 for entry in files}
-    gone = {name: sha for name, sha in before.items() if name not in now}
-    first_name: dict[str, str] = {}
-    for name, sha in sorted(now.items()):
-        if before.get(name) == sha:
-            report.unchanged += 1
-        elif name in before:
-            report.updated.append(name)
-        elif old := next((old for old, s in gone.items() if s == sha), None):
-            report.moved.append((old, name))
-            del gone[old]
-        elif sha in first_name or sha in before.values():
-            original = first_name.get(sha) or next(n for n, s in before.items() if s == sha)
-            report.copies.append((name, original))
-        else:
-            report.added.append(name)
-        first_name.setdefault(sha, name)
-    report.removed = sorted(gone)
 
 
 def _parts(

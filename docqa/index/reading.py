@@ -29,7 +29,7 @@ from docqa.config import ChunkingSettings, OcrMode
 from docqa.errors import IngestInterrupted
 from docqa.index.chunking import Chunk, Chunker, strip_boilerplate
 from docqa.index.documents import Document
-from docqa.index.identity import headline_of, identify
+from docqa.index.identifying import headline_of, identify
 from docqa.index.loading import PdfFile, PdfReadError, open_pdf, read_file
 
 READ_AHEAD = 2  # read files waiting for the embedding, beyond those being read
@@ -283,7 +283,7 @@ def _serve(settings: dict[str, Any]) -> None:
 
 @cache
 def _tokenizer(model_dir: Path) -> Any:
-    from docqa.index.embeddings import load_tokenizer
+    from docqa.index.encoders.tokens import load_tokenizer
 
     return load_tokenizer(model_dir)
 

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from docqa.errors import DocqaError, ExitCode
-from docqa.index.ingest import IngestProgress
+from docqa.index.report import IngestProgress
 from docqa.jobs.board import JobBoard, closing_events
 
 if TYPE_CHECKING:
     from docqa.answer.qa import QAService
     from docqa.config import Settings
-    from docqa.index.ingest import IngestReport
+    from docqa.index.report import IngestReport
 
 log = logging.getLogger("docqa.jobs")
 CANCEL_CHECK_S = 0.2  # how often a running answer looks for a cancel request

@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 from docqa.errors import ModelError
 
+GGUF_MAGIC = b"GGUF"
 GGJT_MAGIC = b"tjgg"  # 'ggjt' as a little-endian uint32
 VERSIONED_MAGICS = {b"fmgg", GGJT_MAGIC}  # 'ggmf' and 'ggjt' carry a version after the magic
 GGML_MAGICS = {b"lmgg", *VERSIONED_MAGICS}
@@ -91,7 +92,7 @@ def _check_magic(path: Path, head: bytes) -> None:
     magic, version = head[:4], int.from_bytes(head[4:8], "little")
     if magic == GGJT_MAGIC and version == 3:
         return
-    if magic == b"GGUF":
+    if magic == GGUF_MAGIC:
         raise ModelError(f"{path} is already a GGUF file: point llm.model at it")
     if magic in GGML_MAGICS:
         found = f"ggjt v{version}" if magic == GGJT_MAGIC else magic[::-1].decode()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from docqa.errors import ModelError
-from docqa.llm.ggml_file import VERSIONED_MAGICS, Hyperparameters
+from docqa.llm.ggml_file import GGUF_MAGIC, VERSIONED_MAGICS, Hyperparameters
 
 # GGUF value types: sizes of the fixed-size ones; 8 is a string, 9 an array.
 _GGUF_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
@@ -39,7 +39,7 @@ def model_shape(path: Path, model_type: str = "llama") -> ModelShape:
             mmap.mmap(model.fileno(), 0, access=mmap.ACCESS_READ) as data,
         ):
             magic = bytes(data[:4])
-            if magic == b"GGUF":
+            if magic == GGUF_MAGIC:
                 return _gguf_shape(data)
             if model_type == "llama":
                 return _ggml_llama_shape(data, 8 if magic in VERSIONED_MAGICS else 4)

@@ -13,7 +13,7 @@ from docqa.errors import ModelError
 from docqa.llm.convert import converted_path, source_stamp
 from docqa.llm.ctransformers_backend import CTransformersEngine
 from docqa.llm.engine import Backend, Engine, LocalLLM
-from docqa.llm.ggml_file import GGML_MAGICS
+from docqa.llm.ggml_file import GGML_MAGICS, GGUF_MAGIC
 from docqa.llm.header import model_shape
 from docqa.llm.llamacpp_backend import LlamaCppEngine
 
@@ -23,7 +23,6 @@ LLAMA2_HINT = (
     "for Llama-2-7B-Chat, download llama-2-7b-chat.ggmlv3.q8_0.bin "
     "(huggingface.co/TheBloke/Llama-2-7B-Chat-GGML) into models/"
 )
-_GGUF_MAGIC = b"GGUF"
 # llama.cpp reads a 512-token prompt this much faster than ctransformers, same Q8_0 model
 # and CPU (bench.llm7b, README "Which backend").
 PROMPT_SPEEDUP = "2.2x"
@@ -129,7 +128,7 @@ def detect_backend(path: Path) -> Backend:
             magic = model.read(4)
     except OSError as exc:
         raise ModelError(f"cannot read model file {path} ({exc.strerror})") from exc
-    if magic == _GGUF_MAGIC:
+    if magic == GGUF_MAGIC:
         return "llamacpp"
     if magic in GGML_MAGICS:
         return "ctransformers"

@@ -147,7 +147,7 @@ class Documents:
 
     def _manifest(self) -> Any:
         from docqa.errors import VectorStoreError
-        from docqa.index.store import read_manifest
+        from docqa.index.manifest import read_manifest
 
         try:
             return read_manifest(self.settings.paths.vectorstore)[0]

@@ -181,7 +181,7 @@ class QueueExecutor(Executor):
     mode = "queue"
 
     def __init__(self, settings: Settings, url: str) -> None:
-        from docqa.worker.app import make_celery
+        from docqa.jobs.celery_app import make_celery
 
         # The API answers "unavailable" within seconds rather than wait out a Redis restart.
         self.redis_board = RedisBoard(url, settings.server.job_ttl_s, retries=3)
@@ -191,7 +191,7 @@ class QueueExecutor(Executor):
     def submit(self, request: AnswerRequest) -> str:
         from kombu.exceptions import OperationalError
 
-        from docqa.worker.app import ANSWER_TASK, QUEUE
+        from docqa.jobs.celery_app import ANSWER_TASK, QUEUE
 
         if self.redis_board.depth(QUEUE) >= self.settings.server.max_queue:
             raise QueueFull(self.retry_after())
@@ -212,7 +212,7 @@ class QueueExecutor(Executor):
         return record.id
 
     def waiting(self) -> int:
-        from docqa.worker.app import QUEUE
+        from docqa.jobs.celery_app import QUEUE
 
         try:
             return self.redis_board.depth(QUEUE)
@@ -243,7 +243,7 @@ def _index_health(store: Any) -> dict[str, Any]:
 
 def _manifest_health(settings: Settings) -> dict[str, Any]:
     from docqa.errors import VectorStoreError
-    from docqa.index.store import read_manifest
+    from docqa.index.manifest import read_manifest
 
     try:
         manifest, _ = read_manifest(settings.paths.vectorstore)

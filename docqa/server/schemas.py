@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from docqa.config import Sampling, ServerSettings
+from docqa.config import InvalidSampling, Sampling, ServerSettings
 from docqa.jobs.runner import AnswerRequest
 from docqa.server.errors import ApiError
 
@@ -201,10 +201,8 @@ def _sampling(
             stop=tuple(stop) if stop is not None else None,
             **more,
         )
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        name = {"max_new_tokens": "max_tokens"}.get(str(error["loc"][0]), str(error["loc"][0]))
-        raise ApiError(400, f"invalid {name}: {error['msg']}", param=name) from None
+    except InvalidSampling as exc:
+        raise ApiError(400, str(exc), param=exc.name) from None
     return sampling.model_dump()
 
 

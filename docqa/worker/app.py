@@ -18,46 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from docqa.config import Settings
 from docqa.jobs.board import HEARTBEAT_S, HEARTBEAT_TTL_S, BoardUnavailable, RedisBoard
+from docqa.jobs.celery_app import ANSWER_TASK, QUEUE, make_celery
 from docqa.jobs.runner import AnswerRequest, process_name, run_answer
 
 if TYPE_CHECKING:
-    from celery import Celery
-
     from docqa.answer.qa import QAService
-
-QUEUE = "docqa"
-ANSWER_TASK = "docqa.answer"
-RESTORE_MARGIN_S = 30  # a message unacknowledged this long past the time limit is redelivered
-
-
-def make_celery(url: str, settings: Settings) -> Celery:
-    """The Celery app of the API (which sends tasks) and of the workers (which run them)."""
-    from celery import Celery
-
-    app = Celery("docqa", broker=url)
-    app.conf.update(
-        task_default_queue=QUEUE,
-        task_serializer="json",
-        accept_content=["json"],
-        task_ignore_result=True,  # results live on the job board (docqa.jobs.board)
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,  # a busy worker holds no second question
-        worker_proc_alive_timeout=600,  # loading the model in a new process may take a while
-        worker_hijack_root_logger=False,
-        worker_cancel_long_running_tasks_on_connection_loss=False,
-        broker_connection_retry_on_startup=True,
-        broker_connection_max_retries=None,  # Redis restarting is waited for, not fatal
-        task_publish_retry_policy={"max_retries": 10, "interval_step": 0.5, "interval_max": 3},
-        broker_transport_options={
-            # A whole worker killed: its unacknowledged question runs elsewhere after this.
-            "visibility_timeout": int(settings.server.request_timeout_s + RESTORE_MARGIN_S),
-            "unacked_restore_interval": 5,
-            "health_check_interval": 10,
-            "socket_keepalive": True,
-        },
-    )
-    return app
 
 
 @dataclass
@@ -104,13 +69,13 @@ def run_worker(settings: Settings, url: str, name: str, concurrency: int) -> Non
 
 def _load(**_: Any) -> None:
     """In each new worker process: load the model (and the index, when there is one)."""
-    from docqa.answer.qa import QAService
+    from docqa.answer.qa import loaded_service
 
     assert _process is not None
     logging.getLogger("faiss").setLevel(logging.WARNING)  # which CPU build it loads is noise
-    service = QAService(_process.settings)
-    service.load_for_serving()  # without an index yet, each question tries again
-    _process.service = service
+    tell = logging.getLogger(__name__).info
+    # Without an index yet, each question tries again.
+    _process.service = loaded_service(_process.settings, tell, serving=True)
     threading.Thread(target=_heartbeat, args=(_process,), daemon=True).start()
 
 

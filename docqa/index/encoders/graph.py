@@ -1,56 +1,25 @@
-"""The same BERT encoder as docqa.index.bert_numpy, run by ONNX Runtime, for ingest.
-
-The ONNX graph is built in memory from the model's safetensors weights (no export step, no
-torch, no file to cache): the same operations as the numpy forward pass, which ONNX Runtime
-fuses and runs on every core. Ingest embeds ~1.5x faster than with torch, and the model loads
-in ~0.5 s instead of ~14 s for torch and sentence-transformers.
-"""
+"""BERT's forward pass as an ONNX graph, built in memory from the model's safetensors weights
+(no export step, no torch, no file to cache), for ONNX Runtime and OpenVINO to fuse and run."""
 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from docqa.index.bert_numpy import NumpyBert
-
-if TYPE_CHECKING:
-    from tokenizers import Tokenizer
+from docqa.index.encoders.weights import BertWeights
 
 
-class OnnxBert(NumpyBert):
-    def __init__(self, model_dir: Path, tokenizer: Tokenizer, max_tokens: int) -> None:
-        import onnxruntime
-
-        super().__init__(model_dir, tokenizer, max_tokens)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = len(os.sched_getaffinity(0))
-        options.log_severity_level = 3  # errors only
-        self._session = onnxruntime.InferenceSession(
-            self.onnx_model().SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-        self.w = {"embeddings.LayerNorm.weight": self.w["embeddings.LayerNorm.weight"]}
-
-    def onnx_model(self) -> Any:
-        """The ONNX model the session runs (bench/ quantizes it to measure int8)."""
-        return bert_graph(self)
-
-    def _forward(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        (hidden,) = self._session.run(None, {"tokens": tokens, "mask": mask})
-        return np.asarray(hidden)
-
-
-def bert_graph(bert: NumpyBert) -> Any:
-    """An ONNX model computing `bert._forward(tokens, mask)` -> hidden states."""
+def bert_graph(bert: BertWeights) -> Any:
+    """An ONNX model of BERT's forward pass: (tokens, mask) -> hidden states, the same
+    operations as docqa.index.encoders.numpy_bert.Forward."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     nodes: list[Any] = []
-    weights = dict(bert.w)
-    width = bert.dimension
+    weights = dict(bert.tensors)
+    width = bert.width
     size = width // bert.heads
 
     def constant(name: str, value: Any, dtype: Any = np.float32) -> str:

@@ -1,0 +1,1 @@
+"""The API's routes, a router per resource: answers, chat, jobs, documents, health."""

@@ -1,0 +1,46 @@
+"""/v1/jobs: a question queued now and its answer read later; a job's state; its cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from docqa.jobs.board import JobRecord
+from docqa.jobs.runner import cancel_queued
+from docqa.server.errors import ApiError
+from docqa.server.following import submit
+from docqa.server.schemas import AskBody, ask_request
+from docqa.server.state import Served, ServerState
+
+router = APIRouter(prefix="/v1/jobs")
+
+
+@router.post("", status_code=202)
+async def create_job(body: AskBody, state: Served) -> dict[str, Any]:
+    """Queue a question; its answer is read later with GET /v1/jobs/{id}."""
+    job_id = await submit(state, ask_request(body, state.settings.llm.sampling, state.limits))
+    return {"job_id": job_id, "status": "queued"}
+
+
+@router.get("/{job_id}")
+def get_job(job_id: str, state: Served) -> dict[str, Any]:
+    return _job(state, job_id).public()
+
+
+@router.delete("/{job_id}")
+def cancel_job(job_id: str, state: Served) -> dict[str, Any]:
+    """Cancel a job: at once when it waits, at its next token when it runs."""
+    record = _job(state, job_id)
+    if not record.finished:
+        state.executor.board.request_cancel(job_id)
+        if record.status == "queued":
+            cancel_queued(state.executor.board, job_id)
+    return _job(state, job_id).public()
+
+
+def _job(state: ServerState, job_id: str) -> JobRecord:
+    record = state.executor.board.get(job_id) if len(job_id) <= 64 else None
+    if record is None:
+        raise ApiError(404, f"no job {job_id!r} (finished jobs are kept for a day)", "job_id")
+    return record

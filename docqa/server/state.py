@@ -1,0 +1,42 @@
+"""What every route works with — settings, the executor, metrics, the documents — kept on the
+app and handed to routes as a dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from docqa.answer.profiles import ReaderProfile
+from docqa.config import ServerSettings, Settings
+from docqa.server.documents import Documents
+from docqa.server.executors import Executor
+from docqa.server.metrics import Metrics
+
+
+@dataclass(frozen=True)
+class ServerState:
+    settings: Settings
+    executor: Executor
+    metrics: Metrics
+    documents: Documents
+    reader: ReaderProfile  # the defaults /v1/info reports
+
+    @property
+    def limits(self) -> ServerSettings:
+        return self.settings.server
+
+    @property
+    def queue_wait_s(self) -> float:
+        """How long a question may wait for a runner (no worker running?) before it is given
+        up."""
+        return self.limits.request_timeout_s * (self.limits.max_queue + 1)
+
+
+def server_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.docqa
+    return state
+
+
+Served = Annotated[ServerState, Depends(server_state)]
