@@ -24,12 +24,14 @@ from docqa.llm.models import demo_model_path
 class ReferencePipeline:
     """Implements evaluation's QASystem: search() and ask()."""
 
-    def __init__(self, k: int = 2, model: Path | None = None) -> None:
+    def __init__(self, k: int = 2, model: Path | None = None, root: Path | None = None) -> None:
+        """`root`: sources are named by their path below it (else by their file name)."""
         enforce_offline()
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         from langchain_community.embeddings import HuggingFaceEmbeddings
 
         self.k = k
+        self.root = root
         self.model = model or demo_model_path()
         self._embeddings = HuggingFaceEmbeddings(
             model_name=str(resolve_model_dir("all-MiniLM-L6-v2"))
@@ -38,13 +40,20 @@ class ReferencePipeline:
         self._chain: Any = None
 
     def ingest(self, pdfs: list[Path]) -> dict[str, float]:
-        """Index the PDFs; returns the seconds spent loading, splitting and embedding."""
+        """Index the PDFs; returns the seconds spent loading, splitting and embedding. A file
+        PyPDFLoader cannot read (its exception would end the stock pipeline) is left out and
+        counted."""
         from langchain_community.document_loaders import PyPDFLoader
         from langchain_community.vectorstores import FAISS
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
         started = time.perf_counter()
-        documents = [doc for pdf in pdfs for doc in PyPDFLoader(str(pdf)).load()]
+        documents, unreadable = [], 0
+        for pdf in pdfs:
+            try:
+                documents += PyPDFLoader(str(pdf)).load()
+            except Exception:  # pypdf's own errors, e.g. LimitReachedError
+                unreadable += 1
         loaded = time.perf_counter()
         splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)
         chunks = splitter.split_documents(documents)
@@ -57,14 +66,28 @@ class ReferencePipeline:
             "embed_index_s": done - split,
             "total_s": done - started,
             "chunks": len(chunks),
+            "unreadable_files": unreadable,
         }
+
+    def load(self, index: Path) -> None:
+        """The index an earlier ingest saved (FAISS.load_local unpickles: a benchmark's own
+        file, never one docqa reads)."""
+        from langchain_community.vectorstores import FAISS
+
+        self._store = FAISS.load_local(
+            str(index), self._embeddings, allow_dangerous_deserialization=True
+        )
+
+    def name(self, source: str) -> str:
+        path = Path(source)
+        return path.relative_to(self.root).as_posix() if self.root else path.name
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
         found = self._store.similarity_search_with_score(question, k=k or self.k)
         # FAISS here is an L2 index over unit vectors: cosine = 1 - d^2 / 2.
         return [
             Hit(
-                Path(doc.metadata["source"]).name,
+                self.name(doc.metadata["source"]),
                 int(doc.metadata["page"]) + 1,  # PyPDFLoader numbers pages from 0
                 doc.page_content,
                 1.0 - float(distance) / 2.0,
@@ -93,7 +116,7 @@ class ReferencePipeline:
         seconds = time.perf_counter() - started
         sources = [
             Source(
-                n, Path(d.metadata["source"]).name, int(d.metadata["page"]) + 1, d.page_content, 0.0
+                n, self.name(d.metadata["source"]), int(d.metadata["page"]) + 1, d.page_content, 0.0
             )
             for n, d in enumerate(documents, start=1)
         ]

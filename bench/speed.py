@@ -32,13 +32,12 @@ from pathlib import Path
 from bench.reference import ReferencePipeline
 command, pdf, index = sys.argv[1:4]
 pipeline = ReferencePipeline(k=2)
-if command == "ingest":
-    print(pipeline.ingest([Path(pdf)]))
+if command == "ingest":  # one PDF, or every PDF below a folder
+    source = Path(pdf)
+    print(pipeline.ingest(sorted(source.rglob("*.pdf")) if source.is_dir() else [source]))
     pipeline._store.save_local(index)  # a pickle: fine for a benchmark, never for docqa
 else:
-    from langchain_community.vectorstores import FAISS
-    pipeline._store = FAISS.load_local(index, pipeline._embeddings,
-                                       allow_dangerous_deserialization=True)
+    pipeline.load(Path(index))
     answer = pipeline.ask(sys.argv[4])
     print(answer.answer)
 """
