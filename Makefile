@@ -16,7 +16,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 export POETRY_VIRTUALENVS_IN_PROJECT := true
 
-.PHONY: setup demo test test-tools lint sample quality bench cluster
+.PHONY: setup demo test test-fast test-tools lint docs sample quality bench cluster
 
 setup: .venv/.installed
 
@@ -26,6 +26,10 @@ demo: setup
 
 test: setup test-tools
 	$(POETRY) run pytest
+
+# The tests that need no model, browser or Redis (seconds): the logic, on fakes.
+test-fast: setup
+	$(POETRY) run pytest -m "not slow"
 
 # What the tests drive besides Python, from Debian's packages: tmux, for a real terminal
 # session of `docqa chat`; redis-server, for the API's queue and workers; chromium, the
@@ -54,6 +58,11 @@ lint: setup
 	$(POETRY) run ruff check .
 	$(POETRY) run ruff format --check .
 	$(POETRY) run mypy
+	$(POETRY) run cog --check README.md config.yml
+
+# The README's settings table and config.yml, written from the settings in docqa/config.py.
+docs: setup
+	$(POETRY) run cog -r README.md config.yml
 
 # docqa and the reference pipeline on both halves of the held-out 20-F question set, with
 # 95% intervals (needs ../shared/data/manu-20f-2022-09-24.pdf; about 10 minutes). Variants:

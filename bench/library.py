@@ -141,7 +141,7 @@ def large_rows(library: Path, count: int) -> list[dict[str, Any]]:
     """Ingest of the large library once, a re-ingest with nothing changed, and the adidas
     question over it against the 20-F alone (process start to exit, alternately, medians of
     5)."""
-    from docqa.index.store import read_manifest
+    from docqa.index.manifest import read_manifest
 
     large = copies(library, count)
     index = WORK / f"docqa-index-x{count}"

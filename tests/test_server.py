@@ -58,6 +58,7 @@ def test_openai_client_gets_a_cited_answer(server: str) -> None:
     assert reply.choices[0].finish_reason == "stop"
     assert reply.usage is not None
     assert reply.usage.completion_tokens > 0
+    assert reply.model_extra is not None
     extra = reply.model_extra["docqa"]
     assert (extra["sources"][0]["source"], extra["sources"][0]["page"]) == (SOURCE, PAGE)
     assert extra["answer"] == reply.choices[0].message.content
