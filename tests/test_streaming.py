@@ -100,6 +100,7 @@ def test_generation_flags_are_checked_with_one_clear_line(
 def test_the_service_streams_sources_before_tokens_and_closing_stops_it(project: Path) -> None:
     settings = load_settings(None, {"paths": {"vectorstore": project / "vectorstore"}}, environ={})
     service = QAService(settings)
+    service.load()
     long = service.llm.sampling.override(max_new_tokens=400, stop=())
     events = service.stream("Tell me everything about the cooperative.", sampling=long)
     assert isinstance(next(events), SourcesEvent)
