@@ -22,7 +22,8 @@ def settings_table() -> str:
     rows = ["| setting | default | meaning |", "| --- | --- | --- |"]
     for name, default, description in _settings():
         shown = "(empty)" if default is None else f"`{_yaml_value(default)}`"
-        rows.append(f"| `{name}` | {shown} | {description} |")
+        cell = description.replace("|", "\\|")  # a table cell holds no bare pipe
+        rows.append(f"| `{name}` | {shown} | {cell} |")
     return "\n".join(rows)
 
 
