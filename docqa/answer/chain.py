@@ -12,7 +12,6 @@ so its moving APIs (RetrievalQA now lives in langchain-classic) stay behind `str
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import warnings
 from collections.abc import Callable, Generator
@@ -32,6 +31,7 @@ from langchain_core.retrievers import BaseRetriever
 from docqa.answer.prompts import Passage
 from docqa.config import Sampling
 from docqa.llm.engine import Completion, LocalLLM
+from docqa.threads import Put, produced_beside
 
 # LangChain logs a warning for every exception a callback raises, even one it then re-raises
 # on purpose: ours stops a generation whose reader went away, which is no warning.
@@ -44,45 +44,17 @@ class ChainResult:
     completion: Completion
 
 
-class _Cancelled(Exception):
-    """The reader of a stream went away: the generation stops."""
-
-
 def stream_chain(
     question: str, prompt: str, passages: list[Passage], llm: LocalLLM, sampling: Sampling
 ) -> Generator[str | ChainResult, None, None]:
     """RetrievalQA ("stuff") on one question whose `passages` and rendered `prompt` docqa
-    prepared: the tokens as they are generated, then the result. Closing this generator stops
+    prepared: the tokens as they are generated, then the result. Closing the iterator stops
     the chain at its next token and waits for it."""
-    items: queue.Queue[tuple[str, Any]] = queue.Queue()
-    closed = threading.Event()
 
-    def on_token(text: str) -> None:
-        if closed.is_set():
-            raise _Cancelled
-        items.put(("token", text))
+    def run(put: Put[str | ChainResult], stop: threading.Event) -> None:
+        put(_run(question, prompt, passages, llm, sampling, on_token=put))
 
-    def work() -> None:
-        try:
-            items.put(("result", _run(question, prompt, passages, llm, sampling, on_token)))
-        except BaseException as exc:  # handed to the reader, which raises it
-            items.put(("error", exc))
-
-    worker = threading.Thread(target=work, name="docqa-answer", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == "error":
-                if isinstance(value, _Cancelled):
-                    return
-                raise value
-            yield value
-            if kind == "result":
-                return
-    finally:
-        closed.set()
-        worker.join()
+    return produced_beside(run, "docqa-answer")
 
 
 def _run(

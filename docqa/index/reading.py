@@ -9,7 +9,6 @@ READ_AHEAD files wait, read, for the embedding: memory stays bounded at any libr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -31,6 +30,7 @@ from docqa.index.chunking import Chunk, Chunker, strip_boilerplate
 from docqa.index.documents import Document
 from docqa.index.identifying import headline_of, identify
 from docqa.index.loading import PdfFile, PdfReadError, open_pdf, read_file
+from docqa.threads import Put, produced_beside
 
 READ_AHEAD = 2  # read files waiting for the embedding, beyond those being read
 
@@ -138,35 +138,11 @@ def read_document(
 def _in_thread(
     planned: list[Planned], reading: Reading, progress: ReadProgress
 ) -> Iterator[tuple[Document, list[Chunk]]]:
-    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=READ_AHEAD)
-    stop = threading.Event()
+    def read_all(put: Put[tuple[Document, list[Chunk]]], stop: threading.Event) -> None:
+        for item in planned:
+            put(read_document(item, reading, progress, stop))
 
-    def work() -> None:
-        try:
-            for item in planned:
-                ready.put(("read", read_document(item, reading, progress, stop)))
-                if stop.is_set():
-                    return
-            ready.put(("end", None))
-        except BaseException as exc:  # handed to the embedding side, which raises it
-            ready.put(("error", exc))
-
-    reader = threading.Thread(target=work, name="docqa-read", daemon=True)
-    reader.start()
-    try:
-        while True:
-            kind, value = ready.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        while reader.is_alive():  # make room for a put it may be waiting on
-            with contextlib.suppress(queue.Empty):
-                ready.get_nowait()
-            reader.join(0.05)
+    return produced_beside(read_all, "docqa-read", ahead=READ_AHEAD)
 
 
 def _in_workers(
