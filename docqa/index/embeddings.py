@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 from docqa.config import EmbeddingPrecision
 from docqa.errors import ConfigError
-from docqa.index.encoders import PRECISION, Encoder, Precision, Runtime, open_encoder, runtime_for
+from docqa.index.encoders import (
+    Encoder,
+    Precision,
+    Runtime,
+    encoder_class,
+    open_encoder,
+    runtime_for,
+)
 from docqa.index.encoders.folder import ModelFolder
 from docqa.index.encoders.openvino_runtime import cpu_has_bf16
 from docqa.index.encoders.tokens import load_tokenizer
@@ -34,7 +41,7 @@ class Embedder:
         self.dimension, self.max_tokens = self.folder.dimension, self.folder.max_tokens
         self.batch_size = batch_size
         self.runtime = runtime_for(self.folder, runtime)
-        self.precision: Precision = encoder.precision if encoder else PRECISION[self.runtime]
+        self.precision: Precision = (encoder or encoder_class(self.folder, runtime)).precision
         self._encoder = encoder
 
     @cached_property

@@ -16,7 +16,6 @@ other model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from docqa.index.encoders.folder import ModelFolder
@@ -24,15 +23,15 @@ from docqa.index.encoders.folder import ModelFolder
 if TYPE_CHECKING:
     import numpy as np
 
+    from docqa.index.encoders.numpy_bert import NumpyEncoder
+    from docqa.index.encoders.onnx_runtime import OnnxEncoder
+    from docqa.index.encoders.openvino_runtime import OpenVinoEncoder
+    from docqa.index.encoders.sentence_transformers_runtime import SentenceTransformersEncoder
+
+    EncoderClass = type[NumpyEncoder | OnnxEncoder | OpenVinoEncoder | SentenceTransformersEncoder]
+
 Runtime = Literal["onnxruntime", "openvino", "numpy", "sentence-transformers"]
 Precision = Literal["fp32", "bf16"]
-# The precision of each runtime's matrix multiplies.
-PRECISION: dict[Runtime, Precision] = {
-    "onnxruntime": "fp32",
-    "openvino": "bf16",
-    "numpy": "fp32",
-    "sentence-transformers": "fp32",
-}
 
 
 class Encoder(Protocol):
@@ -51,17 +50,23 @@ def runtime_for(folder: ModelFolder, runtime: Runtime) -> Runtime:
     return runtime if folder.plain_bert else "sentence-transformers"
 
 
-def open_encoder(folder: ModelFolder, runtime: Runtime, batch_size: int) -> Encoder:
-    """The encoder of `folder`'s model in `runtime` (see runtime_for), loaded."""
+def encoder_class(folder: ModelFolder, runtime: Runtime) -> EncoderClass:
+    """The encoder class that runs `folder`'s model in `runtime` (see runtime_for): its
+    `precision` is known before it loads anything."""
     from docqa.index.encoders.numpy_bert import NumpyEncoder
     from docqa.index.encoders.onnx_runtime import OnnxEncoder
     from docqa.index.encoders.openvino_runtime import OpenVinoEncoder
     from docqa.index.encoders.sentence_transformers_runtime import SentenceTransformersEncoder
 
-    encoders: dict[Runtime, Callable[[ModelFolder, int], Encoder]] = {
+    encoders: dict[Runtime, EncoderClass] = {
         "numpy": NumpyEncoder,
         "onnxruntime": OnnxEncoder,
         "openvino": OpenVinoEncoder,
         "sentence-transformers": SentenceTransformersEncoder,
     }
-    return encoders[runtime_for(folder, runtime)](folder, batch_size)
+    return encoders[runtime_for(folder, runtime)]
+
+
+def open_encoder(folder: ModelFolder, runtime: Runtime, batch_size: int) -> Encoder:
+    """The encoder of `folder`'s model in `runtime` (see runtime_for), loaded."""
+    return encoder_class(folder, runtime)(folder, batch_size)
