@@ -60,6 +60,27 @@ class LoadingSettings(_Section):
         description="OCR (offline, RapidOCR): auto reads the pages that have no text layer "
         "from their image, always reads every page so, off never.",
     )
+    # Every file is read in a process of its own with these limits (docqa.index.readers): a
+    # file past one fails with its reason, the rest of the ingest goes on.
+    max_memory_mb: int = Field(
+        3072, ge=512, description="Memory (address space) of each reading process, in MB."
+    )
+    max_file_seconds: int = Field(
+        1200, ge=1, description="Time to read one file (parse, OCR, chunk), in seconds."
+    )
+    max_file_cpu_seconds: int = Field(
+        2400, ge=1, description="CPU time to read one file, in seconds (OCR uses 2 threads)."
+    )
+    max_pages: int = Field(10000, ge=1, description="Pages in one file.")
+    max_ocr_pages: int = Field(
+        500, ge=0, description="Pages of one file read by OCR (about 1 s each on 2 cores)."
+    )
+    max_stream_mb: int = Field(
+        256, ge=1, description="What one compressed stream of a PDF may decompress to, in MB."
+    )
+    max_file_inflated_mb: int = Field(
+        2048, ge=1, description="What all compressed streams of one PDF may decompress to, in MB."
+    )
 
 
 class ChunkingSettings(_Section):

@@ -1,4 +1,5 @@
-"""Text folding shared by keyword search, answer grounding and evaluation."""
+"""Text folding shared by keyword search, answer grounding and evaluation; document text
+made inert before it reaches a prompt or leaves the server."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ _TYPOGRAPHY = str.maketrans(
 _TERM = re.compile(r"[£$€%]?[a-z0-9]+(?:[.'][a-z0-9]+)*%?")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
+# Chat-template markers of the model families docqa runs (ChatML, Llama 2 and 3, Gemma...).
+CHAT_MARKERS = re.compile(
+    r"<\|[^|<>\n]{0,40}\|>|</?s>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>"
+)
+# Characters that do not show: zero-width, direction overrides, and controls but for \t \n.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+_CITATION_MARKER = re.compile(r"\[(\d{1,3})\]")
 # fmt: off
 STOPWORDS = frozenset(
     {
@@ -22,6 +32,41 @@ STOPWORDS = frozenset(
     }
 )
 # fmt: on
+
+
+def as_data(text: str) -> str:
+    """Document text as it may be shown, quoted or put in a prompt: no chat-template markers,
+    no invisible characters, and its own "[3]" written "(3)", never taken for a citation."""
+    text = _INVISIBLE.sub("", CHAT_MARKERS.sub("", text))
+    return _CITATION_MARKER.sub(r"(\1)", text)
+
+
+class MarkerFilter:
+    """Chat-template markers taken out of text that arrives in pieces (a model's tokens): the
+    end of what has come that may begin a marker is held back until it is told apart."""
+
+    LONGEST = 44  # characters of the longest marker CHAT_MARKERS takes out
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        """What can be passed on now, `piece` included."""
+        text = CHAT_MARKERS.sub("", self._held + piece)
+        ends_in_word = text and not text[-1].isspace()  # markers hold no spaces
+        word = text.split()[-1][-self.LONGEST :] if ends_in_word else ""
+        starts = [i for i in (word.find("<"), word.find("[")) if i >= 0]
+        tail = word[min(starts) :] if starts else ""
+        may_begin = (
+            tail and not tail.endswith("]") and (not tail.endswith(">") or tail.endswith("SYS>"))
+        )
+        self._held = tail if may_begin else ""
+        return text[: len(text) - len(self._held)]
+
+    def flush(self) -> str:
+        """What was held back, at the end of the text."""
+        text, self._held = self._held, ""
+        return CHAT_MARKERS.sub("", text)
 
 
 def fold(text: str) -> str:

@@ -27,6 +27,20 @@ MAX_WORDS = 60  # longer "sentences" (tables, lists) are cut at their line break
 PIECE_WORDS = 45  # ...into pieces this long: single lines lose their row labels and context
 _LEADERS = re.compile(r"(?:\s\.){2,}|\.{4,}")  # the dot leaders of a table's label column
 YEAR_WEIGHT = 0.3  # added for naming a year the question asks about, taken off for only others
+# A sentence that tells a reader (a model) what to do or to say is never evidence: a document
+# cannot make the answer by instructing it.
+_INSTRUCTS = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+|the\s+|your\s+|these\s+)?"
+    r"(?:previous\s+|prior\s+|above\s+|earlier\s+|preceding\s+|system\s+)?"
+    r"(?:instructions?|prompts?|rules|directions|context|everything)\b"
+    r"|\b(?:you|assistants?|chatbots?|AIs?|models?|LLMs?)\s+(?:must|should|shall|will|are to"
+    r"|have to|need to)\s+(?:now\s+)?(?:say|answer|respond|reply|output|print|write|state|tell"
+    r"|ignore|reveal|repeat)\b"
+    r"|^(?:please\s+)?(?:say|respond|reply|output|print|repeat)\b"
+    r"|\b(?:the|your)\s+(?:\w+\s+){0,2}answer\s+(?:is|should be|must be|will be)\b"
+    r"|\bsystem prompt\b|\bas an AI\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,12 @@ def sentences(text: str) -> list[str]:
         else:
             pieces.append(sentence)
     return [" ".join(piece.split()) for piece in pieces if len(piece.split()) >= 3]
+
+
+def instructs(sentence: str) -> bool:
+    """Whether a sentence reads as an instruction to whoever answers ("ignore the previous
+    instructions", "say ...", "the answer is ...")."""
+    return bool(_INSTRUCTS.search(sentence))
 
 
 def _pack(lines: list[str]) -> list[str]:
@@ -76,8 +96,8 @@ def select(
     a bonus for naming the years asked about (`asked`; the question's own when None)."""
     candidates = []
     for n, text in passages.items():
-        found = sentences(text)
-        candidates += [(n, index, sentence) for index, sentence in enumerate(found)]
+        found = enumerate(sentences(text))
+        candidates += [(n, i, sentence) for i, sentence in found if not instructs(sentence)]
     if not candidates:
         return []
     vectors = embed([question, *(sentence for _, _, sentence in candidates)])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from docqa.text import numbers, terms, years
+from docqa.text import CHAT_MARKERS, numbers, terms, years
 
 ABSTENTION = "The documents do not say."
 MIN_WORD_SUPPORT = 0.6  # share of a sentence's words found in the passages or the question
@@ -33,7 +33,6 @@ _PREFIX = re.compile(
     re.IGNORECASE,
 )
 _CLAUSE = re.compile(r",\s+(?:which|who|whose|where|while|with|and|making|meaning)\b|\s+\(")
-_JUNK = re.compile(r"<\|[^|>]*\|>|</?s>|\[/?INST\]|<</?SYS>>")
 _BARE_AMOUNT = re.compile(r"(?<![£$€\d.,])(\d[\d,]*(?:\.\d+)?)(?= (?:million|billion)\b)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[(\"'£$€0-9])")
 
@@ -58,7 +57,7 @@ def is_abstention(text: str) -> bool:
 
 def ground(answer: str, question: str, passages: dict[int, str]) -> GroundedAnswer:
     """The supported part of `answer`, each sentence citing its passages (numbered keys)."""
-    text = _JUNK.sub("", answer).strip()
+    text = CHAT_MARKERS.sub("", answer).strip()
     text = _PREFIX.sub("", text).strip()
     if not text or is_abstention(text):
         return GroundedAnswer(ABSTENTION, True, [], 0)

@@ -44,6 +44,7 @@ from docqa.index.generations import current_generation
 from docqa.index.store import Hit, VectorStore
 from docqa.llm.engine import LocalLLM
 from docqa.llm.models import load_llm
+from docqa.text import MarkerFilter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -293,14 +294,18 @@ class QAService:
             result: ChainResult | None = None
             question = self.llm.chat_format.plain(context.question)
             chain = stream_chain(question, context.prompt, context.reading, self.llm, sampling)
+            markers = MarkerFilter()  # a model repeating a marker passes it on as no token
             with closing(chain) as items:
                 for item in items:
                     if isinstance(item, str):
                         if first_token_s is None:
                             first_token_s = time.perf_counter() - started
-                        yield TokenEvent(item)
+                        if text := markers.feed(item):
+                            yield TokenEvent(text)
                     else:
                         result = item
+            if text := markers.flush():
+                yield TokenEvent(text)
             assert result is not None
             timings = Timings(
                 retrieve_s,

@@ -28,6 +28,8 @@ from docqa.index.identity import DocumentIdentity
 if TYPE_CHECKING:
     import numpy as np
 
+    from docqa.config import LoadingSettings
+
 FORMAT = 3  # 3: what the document is (its identity), and its identity's vector
 SUFFIX = ".doc"
 
@@ -43,6 +45,7 @@ class Document:
     ocr: str = "off"  # the loading.ocr setting it was read with
     ocr_pages: tuple[int, ...] = ()  # pages whose text was read from their image
     textless_pages: tuple[int, ...] = ()  # pages without a text layer
+    limit: str = ""  # the reading limit it failed at, as "setting=value" (max_pages=10000)
     identity: DocumentIdentity | None = None  # what ingest read it to be (uncorrected)
     header: str = ""  # its identity as text (as corrected), embedded on its own...
     header_vector: str = ""  # ...to this vector (base64 float32), which its chunks' carry
@@ -68,8 +71,13 @@ class Document:
             return None
         return np.frombuffer(base64.b64decode(self.header_vector), dtype="<f4").astype(np.float32)
 
-    def read_alike(self, ocr: str) -> bool:
-        """Whether reading the file again with this OCR setting would give the same text."""
+    def read_alike(self, loading: LoadingSettings) -> bool:
+        """Whether reading the file again with these settings would give the same result:
+        the same text, or the same failure."""
+        if self.limit:
+            setting, _, value = self.limit.partition("=")
+            return str(getattr(loading, setting)) == value
+        ocr = loading.ocr
         if ocr == self.ocr or self.parser is None:
             return True
         return "always" not in (ocr, self.ocr) and not self.textless_pages

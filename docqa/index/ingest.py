@@ -26,7 +26,7 @@ from docqa.index.documents import Document, DocumentStore
 from docqa.index.embeddings import Embedder, ingest_runtime
 from docqa.index.encoders import Runtime
 from docqa.index.generations import CURRENT, writer_lock
-from docqa.index.loading import FoundFile, find_pdfs, page_count, read_file
+from docqa.index.loading import FoundFile, find_pdfs
 from docqa.index.manifest import FORMAT_VERSION, EmbeddingInfo, Manifest, read_manifest
 from docqa.index.reading import Planned, Reading, read_ahead
 from docqa.index.report import IngestProgress, IngestReport
@@ -155,7 +155,7 @@ class _DocumentMaker:
     ) -> None:
         self.embedder = embedder
         self.chunking = settings.chunking
-        self.ocr = settings.loading.ocr
+        self.loading = settings.loading
         self.progress = progress
         self.store = store
         self.rebuild = rebuild
@@ -172,26 +172,23 @@ class _DocumentMaker:
         seen: list[SeenFile] = []
         documents: dict[str, Document] = {}
         planned: dict[str, Planned] = {}  # content -> the first file that has it, to be read
-        pages = 0
         for found_file in found:
-            item, data = identify(found_file, known.get(found_file.source), scanned_at_ns)
+            item = identify(found_file, known.get(found_file.source), scanned_at_ns)
             seen.append(item)
             sha = item.sha256
             if sha is None or sha in documents or sha in planned:
                 self.progress.skipped()
                 continue
             kept = None if self.rebuild else self.store.info(sha)
-            if kept is not None and kept.read_alike(self.ocr):
+            if kept is not None and kept.read_alike(self.loading):
                 self.progress.skipped()
                 documents[sha] = self._kept(kept, item.found.source)
                 report.resumed += sha not in before  # made by an ingest that did not finish
                 continue
             planned[sha] = Planned(sha, found_file.source, found_file.path)
-            pages += page_count(data if data is not None else read_file(found_file.path))
         if planned:
             self.embedder.load()  # a model that loads beside this process loads while it reads
-            self.progress.planned(len(planned), pages)
-        reading = Reading(self.chunking, self.ocr, self.embedder.model_dir)
+        reading = Reading(self.chunking, self.loading, self.embedder.model_dir)
         for document, chunks in read_ahead(list(planned.values()), reading, self.progress):
             vectors = self._embed(chunks) if chunks else None
             document = self._described(document, planned[document.sha256].source)
@@ -210,6 +207,8 @@ class _DocumentMaker:
         vectors = np.empty((len(chunks), self.embedder.dimension), np.float32)
         for start in range(0, len(order), EMBED_SLICE):
             rows = order[start : start + EMBED_SLICE]
+            if self.progress.stop_requested():
+                raise IngestInterrupted("stopped")
             vectors[rows] = self.embedder.embed([chunks[i].text for i in rows])
             self.progress.embedded(len(rows))
         return vectors

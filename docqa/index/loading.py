@@ -43,14 +43,21 @@ class PdfFile:
     textless_pages: list[int] = field(default_factory=list)  # no text layer at all
     ocr_pages: list[int] = field(default_factory=list)
 
-    def pages(self, ocr: OcrMode = "off") -> Iterator[Page]:
+    def pages(self, ocr: OcrMode = "off", max_ocr_pages: int | None = None) -> Iterator[Page]:
         """Each page's text, OCR'd when it has no text layer (auto) or always; the text layer
-        is kept when OCR finds nothing."""
+        is kept when OCR finds nothing. More than `max_ocr_pages` pages to OCR: LimitReached."""
+        tried = 0
         for number in range(1, self.page_count + 1):
             text = self._text(number)
             if not text.strip():
                 self.textless_pages.append(number)
             if ocr == "always" or (ocr == "auto" and not text.strip()):
+                tried += 1
+                if max_ocr_pages is not None and tried > max_ocr_pages:
+                    raise LimitReached(
+                        f"more than {max_ocr_pages} of its {self.page_count} pages need OCR",
+                        "max_ocr_pages",
+                    )
                 seen = normalise(self._ocr(number))
                 if seen:
                     self.ocr_pages.append(number)
@@ -63,11 +70,15 @@ class PdfFile:
         if self.parser == "pypdf":
             try:
                 return normalise(self._reader.pages[number - 1].extract_text() or "")
+            except MemoryError:  # past the reading process's limit: the file fails
+                raise
             except Exception as exc:  # pypdf raises many types on damaged pages
                 log.debug("page %d of %s: %s", number, self.source, exc)
         try:
             textpage = self._pdfium[number - 1].get_textpage()
             return normalise(textpage.get_text_range())
+        except MemoryError:
+            raise
         except Exception as exc:  # pdfium's errors are as varied
             log.debug("page %d of %s (pypdfium2): %s", number, self.source, exc)
             self.unreadable_pages.append(number)
@@ -77,10 +88,13 @@ class PdfFile:
         from docqa.index.ocr import ocr_image, render
 
         try:
-            return ocr_image(render(self._pdfium[number - 1]))
+            image = render(self._pdfium[number - 1])
+        except MemoryError:
+            raise
         except Exception as exc:  # a page pdfium cannot render has nothing to read
-            log.debug("OCR of page %d of %s: %s", number, self.source, exc)
+            log.debug("rendering page %d of %s: %s", number, self.source, exc)
             return ""
+        return ocr_image(image)
 
     def metadata(self) -> dict[str, str]:
         """The document information: Title, Author, Subject (those present, as text)."""
@@ -131,6 +145,14 @@ class PdfFile:
 
 class PdfReadError(Exception):
     """A file that cannot be read as a PDF; the message is the reason."""
+
+
+class LimitReached(PdfReadError):
+    """A file past one of the reading limits: `setting` (in loading) names it."""
+
+    def __init__(self, reason: str, setting: str) -> None:
+        super().__init__(f"{reason} (limit: loading.{setting})")
+        self.setting = setting
 
 
 @dataclass(frozen=True)

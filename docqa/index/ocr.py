@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 RENDER_DPI = 300  # the bundled sample's pages: CER 3.1% at 200 dpi, 2.2% at 300 (bench.ocr)
+MAX_PIXELS = 36_000_000  # a page larger than A2 at 300 dpi is rendered at a lower resolution
 PARAGRAPH_GAP = 1.0  # a vertical gap this many line heights wide starts a paragraph
 _HYPHENATED = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
 
@@ -55,8 +56,11 @@ def ocr_image(image: np.ndarray) -> str:
 
 
 def render(page: Any, dpi: int = RENDER_DPI) -> np.ndarray:
-    """A pypdfium2 page as an RGB image at `dpi`."""
-    return page.render(scale=dpi / 72).to_numpy()[:, :, :3]
+    """A pypdfium2 page as an RGB image at `dpi`, or less for a page so large that it would
+    have more than MAX_PIXELS (a PDF page may be 200 inches wide)."""
+    width, height = page.get_size()  # in points
+    scale = min(dpi / 72, (MAX_PIXELS / max(width * height, 1.0)) ** 0.5)
+    return page.render(scale=scale).to_numpy()[:, :, :3]
 
 
 def layout(boxes: Sequence[TextBox]) -> str:

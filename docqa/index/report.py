@@ -15,9 +15,6 @@ class IngestProgress(ReadProgress):
     def start(self, files: int) -> None:
         """About to check `files` PDF files."""
 
-    def planned(self, files: int, pages: int) -> None:
-        """Of them, `files` holding `pages` pages are to be read."""
-
     def embedded(self, chunks: int) -> None:
         """Embedded `chunks` more chunks."""
 

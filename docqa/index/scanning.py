@@ -30,31 +30,30 @@ class SeenFile:
 
 def identify_all(found: list[FoundFile], previous: Manifest) -> list[SeenFile]:
     known = {e.source: e for e in previous.files + previous.failed}
-    return [identify(f, known.get(f.source), previous.scanned_at_ns)[0] for f in found]
+    return [identify(f, known.get(f.source), previous.scanned_at_ns) for f in found]
 
 
 def identify(
     found: FoundFile, known: FileEntry | FailedFile | None, scanned_at_ns: int
-) -> tuple[SeenFile, bytes | None]:
+) -> SeenFile:
     """Who the file is: its SHA-256, from the last ingest when its size and modification time
-    are the same and it was not changed just before that ingest's scan, else read from disk
-    (and then its bytes too, so they are not read twice)."""
+    are the same and it was not changed just before that ingest's scan, else read from disk."""
     try:
         stat = os.stat(found.path)
     except OSError as exc:
-        return SeenFile(found, 0, 0, None, f"cannot read the file ({exc.strerror})"), None
+        return SeenFile(found, 0, 0, None, f"cannot read the file ({exc.strerror})")
     if (
         known is not None
         and known.sha256 is not None
         and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
         and max(stat.st_mtime_ns, stat.st_ctime_ns) < scanned_at_ns - RACY_NS
     ):
-        return SeenFile(found, stat.st_size, stat.st_mtime_ns, known.sha256), None
+        return SeenFile(found, stat.st_size, stat.st_mtime_ns, known.sha256)
     try:
         data = read_file(found.path)
     except PdfReadError as exc:
-        return SeenFile(found, stat.st_size, stat.st_mtime_ns, None, str(exc)), None
-    return SeenFile(found, stat.st_size, stat.st_mtime_ns, hashlib.sha256(data).hexdigest()), data
+        return SeenFile(found, stat.st_size, stat.st_mtime_ns, None, str(exc))
+    return SeenFile(found, stat.st_size, stat.st_mtime_ns, hashlib.sha256(data).hexdigest())
 
 
 def file_entries(

@@ -35,6 +35,7 @@ from docqa.index.manifest import (
     mapped,
     verify_checksums,
 )
+from docqa.text import as_data
 
 # Beyond retrieval.exact_max_chunks, HNSW with these settings: ~1.5 ms a question, recall@50
 # against exact 0.99 at 100,000 chunks and 1.00 at 300,000 (bench/scaling.py).
@@ -182,11 +183,12 @@ class VectorStore:
         also = self._also.get(chunk.source, ())
         ocr = chunk.page in self._ocr_pages.get(chunk.source, ())
         identity = self._identities.get(chunk.source)
-        return Hit(chunk.source, chunk.page, chunk.text, score, chunk_id, also, ocr, identity)
+        text = as_data(chunk.text)
+        return Hit(chunk.source, chunk.page, text, score, chunk_id, also, ocr, identity)
 
     def with_neighbours(self, chunk_id: int, count: int) -> str:
         """The chunk's text joined with up to `count` chunks either side from the same file,
-        their overlaps merged."""
+        their overlaps merged (as_data, as every text a search gives)."""
         source = self.chunks[chunk_id].source
         first, last = chunk_id, chunk_id
         while first > 0 and chunk_id - first < count and self.chunks[first - 1].source == source:
@@ -200,7 +202,7 @@ class VectorStore:
         text = self.chunks[first].text
         for chunk in self.chunks[first + 1 : last + 1]:
             text = merge_overlap(text, chunk.text)
-        return text
+        return as_data(text)
 
 
 def write_store(

@@ -112,8 +112,8 @@ def run_ingest(settings: Settings, board: JobBoard, job_id: str) -> None:
     try:
         report = ingest(settings, _PublishedProgress(board, job_id))
         _finish(board, job_id, "done", result=ingest_dict(report))
-    except Exception as exc:
-        _fail(board, job_id, exc)
+    except Exception as exc:  # a cancel ends the reading, the embedding and the lock
+        _fail(board, job_id, _cancelled() if board.cancel_requested(job_id) else exc)
 
 
 def ingest_dict(report: IngestReport) -> dict[str, Any]:
@@ -257,6 +257,9 @@ class _PublishedProgress(IngestProgress):
     def embedded(self, chunks: int) -> None:
         self.counts["embedded"] += chunks
         self._publish()
+
+    def stop_requested(self) -> bool:
+        return self.board.cancel_requested(self.job_id)
 
     def _publish(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -79,8 +79,9 @@ class Executor:
         """An ingest job: started now, or run after the one running (which may have scanned
         the data folder before the latest upload)."""
         with self._ingest_lock:
-            if self._ingest_waiting is not None:
-                return self._ingest_waiting
+            waiting = self._ingest_waiting and self.board.get(self._ingest_waiting)
+            if waiting and not waiting.finished:  # not cancelled while it waited
+                return waiting.id
             job_id = self.new_record("ingest").id
             self._ingest_waiting = job_id
             if self._ingest_thread is None or not self._ingest_thread.is_alive():
