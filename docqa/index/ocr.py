@@ -41,6 +41,8 @@ class TextBox:
 
 def ocr_image(image: np.ndarray) -> str:
     """The text of a page image (height x width x 3, uint8), in reading order."""
+    if image.min() == image.max():  # a blank page: nothing for the OCR models to find
+        return ""
     found, _ = _engine()(image)
     boxes = [
         TextBox(
