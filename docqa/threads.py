@@ -1,9 +1,8 @@
-"""Work done in a thread of its own and handed over as it is produced: the ingest's reading
-ahead of its embedding, and the chain's tokens as the model generates them."""
+"""Work done in a thread of its own and handed over as it is produced: the chain's tokens as
+the model generates them."""
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 from collections.abc import Callable, Generator
@@ -17,14 +16,11 @@ class Stopped(Exception):
     """The reader went away: what was producing for it ends."""
 
 
-def produced_beside(
-    produce: Callable[[Put[T], threading.Event], None], name: str, ahead: int = 0
-) -> Generator[T, None, None]:
-    """What `produce(put, stop)` puts, as it puts it, from a thread named `name`, at most
-    `ahead` items waiting (0: no bound). Its exception is raised here. Closing the iterator
-    sets `stop` and makes `put` raise Stopped (which ends `produce` quietly), then waits for
-    the thread."""
-    items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=ahead)
+def produced_beside(produce: Callable[[Put[T]], None], name: str) -> Generator[T, None, None]:
+    """What `produce(put)` puts, as it puts it, from a thread named `name`. Its exception is
+    raised here. Closing the iterator makes `put` raise Stopped (which ends `produce`
+    quietly), then waits for the thread."""
+    items: queue.Queue[tuple[str, Any]] = queue.Queue()
     stop = threading.Event()
 
     def put(item: T) -> None:
@@ -34,7 +30,7 @@ def produced_beside(
 
     def work() -> None:
         try:
-            produce(put, stop)
+            produce(put)
             items.put(("end", None))
         except Stopped:
             pass  # nobody is reading
@@ -53,7 +49,4 @@ def produced_beside(
             yield value
     finally:
         stop.set()
-        while thread.is_alive():  # make room for a put it may be waiting on
-            with contextlib.suppress(queue.Empty):
-                items.get_nowait()
-            thread.join(0.05)
+        thread.join()

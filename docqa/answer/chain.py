@@ -12,7 +12,6 @@ so its moving APIs (RetrievalQA now lives in langchain-classic) stay behind `str
 from __future__ import annotations
 
 import logging
-import threading
 import warnings
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass
@@ -51,7 +50,7 @@ def stream_chain(
     prepared: the tokens as they are generated, then the result. Closing the iterator stops
     the chain at its next token and waits for it."""
 
-    def run(put: Put[str | ChainResult], stop: threading.Event) -> None:
+    def run(put: Put[str | ChainResult]) -> None:
         put(_run(question, prompt, passages, llm, sampling, on_token=put))
 
     return produced_beside(run, "docqa-answer")
