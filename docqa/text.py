@@ -1,4 +1,5 @@
-"""Text folding shared by keyword search, answer grounding and evaluation."""
+"""Text folding shared by keyword search, answer grounding and evaluation, and the check that
+a question is text at all."""
 
 from __future__ import annotations
 
@@ -22,6 +23,18 @@ STOPWORDS = frozenset(
     }
 )
 # fmt: on
+
+
+def invalid_character(text: str) -> str | None:
+    """What in `text` is no character — a lone surrogate, as JSON's "\\ud800" or bytes that
+    were not UTF-8 become, which UTF-8 cannot encode and no tokenizer reads — described for
+    an error message; None when there is none."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        return f"an invalid character (a lone surrogate U+{code:04X} at position {exc.start})"
+    return None
 
 
 def fold(text: str) -> str:

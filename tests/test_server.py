@@ -187,6 +187,7 @@ def test_a_client_that_goes_away_cancels_its_answer(server: str) -> None:
         ({"json": []}, 400),
         ({"json": {"question": "   "}}, 400),
         ({"json": {"question": "x" * 5000}}, 400),
+        ({"content": b'{"question": "revenue \\ud800?"}'}, 400),  # a lone surrogate
         ({"json": {"question": "x", "k": 0}}, 400),
         ({"json": {"question": "x", "k": 1000}}, 400),
         ({"json": {"question": "x", "max_tokens": 10**6}}, 400),

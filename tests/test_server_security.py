@@ -1,22 +1,30 @@
 """The HTTP API against clients that probe it (issue #33), on the fake embedding and the
-scripted engine: what clients send cannot grow /metrics."""
+scripted engine: what clients send cannot grow /metrics; questions are checked to be text,
+there and on the command line."""
 
 from __future__ import annotations
 
+import importlib
+import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from docqa.answer.qa import QAService
+from docqa.cli import app as cli
+from docqa.errors import ExitCode
 from docqa.server.app import create_app
 from docqa.server.executors import InlineExecutor
 from tests.fixtures.fakes import fake_embedder, scripted_llm
 from tests.fixtures.projects import fake_settings
 
 KEY = "kX3v_9QzL2mW8rT4yN6pB1cF7hJ0dS5aGeUoIiRt"
+LONE = "revenue \ud800?"  # what JSON's "revenue \\ud800?" reads as: no UTF-8 encodes it
+REFUSED = "holds an invalid character (a lone surrogate U+D800 at position 8)"
 Serve = Callable[..., TestClient]
 
 
@@ -71,3 +79,65 @@ def test_metrics_keep_their_series_whatever_methods_and_paths_clients_send(
         before
     )
     assert not any("/probe" in series for series in before)
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "param"),
+    [
+        ("/v1/ask", {"question": LONE}, "question"),
+        ("/v1/jobs", {"question": LONE}, "question"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": LONE}]}, "messages[0]"),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": LONE}]}]},
+            "messages[0]",
+        ),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "system", "content": LONE}, {"role": "user", "content": "q"}]},
+            "messages[0]",
+        ),
+    ],
+    ids=["ask", "job", "chat", "chat in parts", "system message"],
+)
+def test_a_lone_surrogate_in_a_question_or_message_is_a_400_naming_it(
+    serve: Serve, route: str, body: dict, param: str
+) -> None:
+    reply = serve().post(
+        route, content=json.dumps(body), headers={"content-type": "application/json"}
+    )
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert error["code"] == "invalid_character"
+    assert error["message"] == f"{error['param']} {REFUSED}"
+    assert error["param"].startswith(param)
+
+
+def test_the_command_line_refuses_a_question_that_is_not_text(tmp_path: Path) -> None:
+    jsonl = tmp_path / "questions.jsonl"
+    jsonl.write_text('{"question": "fine?"}\n' + json.dumps({"question": LONE}) + "\n")
+    not_utf8 = tmp_path / "questions.txt"
+    not_utf8.write_bytes(b"revenue \xff?\n")
+    for args, message in [
+        (["ask", LONE], f"the question {REFUSED}"),
+        (["ask", "--questions-file", str(jsonl)], f"{jsonl}, line 2: the question {REFUSED}"),
+        (["ask", "--questions-file", str(not_utf8)], f"{not_utf8}, line 1: the question "),
+    ]:
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == ExitCode.USAGE, result.output
+        assert result.stderr.startswith(f"error: {message}")
+        assert result.stderr.count("\n") == 1
+
+
+def test_chat_refuses_input_that_is_not_text(
+    fake_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = fake_settings(fake_project)
+    service = QAService(settings, _embedder=fake_embedder(), _llm=scripted_llm(settings))
+    chat_module = importlib.import_module("docqa.cli.chat")  # docqa.cli.chat is the command
+    monkeypatch.setattr(chat_module, "loaded_service", lambda *_, **__: service)
+    result = CliRunner().invoke(cli, ["chat"], input=b"revenue \xff?\n")
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert result.stderr == (
+        "error: the question holds an invalid character (a lone surrogate U+DCFF at position 8)\n"
+    )
