@@ -1,15 +1,21 @@
 """The HTTP API against clients that probe it (issue #33), on the fake embedding and the
 scripted engine: what clients send cannot grow /metrics; questions are checked to be text,
-there and on the command line."""
+there and on the command line; no response names a path, host name or address of the
+server's (every response these tests get is checked)."""
 
 from __future__ import annotations
 
 import importlib
 import json
+import re
+import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -18,46 +24,72 @@ from docqa.answer.qa import QAService
 from docqa.cli import app as cli
 from docqa.errors import ExitCode
 from docqa.server.app import create_app
-from docqa.server.executors import InlineExecutor
+from docqa.server.executors import Executor, InlineExecutor, QueueExecutor
 from tests.fixtures.fakes import fake_embedder, scripted_llm
-from tests.fixtures.projects import fake_settings
+from tests.fixtures.projects import FACTS, fake_settings
+from tests.fixtures.services import free_port
 
+QUESTION = FACTS[0][0]
 KEY = "kX3v_9QzL2mW8rT4yN6pB1cF7hJ0dS5aGeUoIiRt"
+AUTH = {"Authorization": f"Bearer {KEY}"}
 LONE = "revenue \ud800?"  # what JSON's "revenue \\ud800?" reads as: no UTF-8 encodes it
 REFUSED = "holds an invalid character (a lone surrogate U+D800 at position 8)"
 Serve = Callable[..., TestClient]
 
 
 @pytest.fixture
-def serve(fake_project: Path, tmp_path: Path) -> Iterator[Serve]:
-    """Starts the API on the fake models: serve(project=..., api_key=..., **server settings)
-    gives a client of it; everything started is stopped after the test."""
+def serve(
+    fake_project: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Serve]:
+    """Starts the API on the fake models (or, given server.queue, on a queue): serve(project=,
+    api_key=, **server settings) gives a client of it, which checks that no response names
+    the test's folders, the model's folder, the home folder, the host or the queue's
+    address. Everything started is stopped after the test."""
+    model = tmp_path / "models" / "scripted.gguf"
+    private = [str(tmp_path_factory.getbasetemp()), str(model.parent), str(Path.home())]
     with ExitStack() as started:
 
         def start(
-            project: Path = fake_project, api_key: str | None = None, **server: object
+            project: Path = fake_project, api_key: str | None = None, **server: Any
         ) -> TestClient:
             settings = fake_settings(project)
             settings = settings.model_copy(
                 update={"server": settings.server.model_copy(update=server)}
             )
-            model = tmp_path / "models" / "scripted.gguf"
-            service = QAService(
-                settings, _embedder=fake_embedder(), _llm=scripted_llm(settings, path=model)
-            )
-            service.load_for_serving()
-            executor = InlineExecutor(settings, service)
+            executor: Executor
+            if settings.server.queue:
+                executor = QueueExecutor(settings, settings.server.queue)
+            else:
+                llm = scripted_llm(settings, path=model)
+                service = QAService(settings, _embedder=fake_embedder(), _llm=llm)
+                service.load_for_serving()
+                executor = InlineExecutor(settings, service)
             started.callback(executor.close)
+            queue = (
+                [httpx.URL(settings.server.queue).netloc.decode()] if settings.server.queue else []
+            )
+
+            def names_nothing_private(response: httpx.Response) -> None:
+                _assert_private(response.read().decode(errors="replace"), private + queue)
+
             app = create_app(settings, executor, api_key)
             client = TestClient(app, base_url="http://127.0.0.1:8000")
+            client.event_hooks = {"response": [names_nothing_private]}
             return started.enter_context(client)
 
         yield start
 
 
+def _assert_private(text: str, private: list[str]) -> None:
+    leaked = [name for name in private if name in text]
+    host = socket.gethostname()
+    leaked += re.findall(rf"\b{re.escape(host)}\b", text)
+    assert not leaked, f"{leaked} in {text}"
+
+
 def _series(client: TestClient) -> set[str]:
     """The names and labels of /metrics' request series (their values left out)."""
-    text = client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+    text = client.get("/metrics", headers=AUTH).text
     return {line.rsplit(" ", 1)[0] for line in text.splitlines() if line.startswith("docqa_http")}
 
 
@@ -141,3 +173,63 @@ def test_chat_refuses_input_that_is_not_text(
     assert result.stderr == (
         "error: the question holds an invalid character (a lone surrogate U+DCFF at position 8)\n"
     )
+
+
+def test_no_response_names_a_path_host_or_address_of_the_server(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """Each kind of response, once: `serve`'s clients check every one."""
+    client = serve()
+    answer = client.post("/v1/ask", json={"question": QUESTION}).json()
+    assert answer["model"] == {
+        "file": "scripted.gguf",
+        "backend": "llamacpp",
+        "profile": "evidence",
+    }
+    client.post("/v1/ask?stream=true", json={"question": QUESTION})
+    client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTION}]})
+    record = _finished(client, client.post("/v1/jobs", json={"question": QUESTION}).json())
+    assert record["status"] == "done"
+    assert "worker" not in record
+    for path in ("/v1/documents", "/v1/info", "/healthz", "/v1/models", "/metrics", "/v1/no"):
+        client.get(path)
+    client.delete(f"/v1/documents/{'0' * 64}")
+
+    empty = tmp_path / "empty"
+    (empty / "data").mkdir(parents=True)
+    client = serve(project=empty)
+    refused = client.post("/v1/ask", json={"question": QUESTION})
+    assert refused.status_code == 503
+    assert "run ingest" in refused.json()["error"]["message"]
+    streamed = client.post("/v1/ask?stream=true", json={"question": QUESTION})
+    assert "event: error" in streamed.text
+    record = _finished(client, client.post("/v1/jobs", json={"question": QUESTION}).json())
+    assert "run ingest" in record["error"]["message"]
+    assert client.get("/healthz").status_code == 503
+
+    client = serve(project=empty, queue=f"redis://127.0.0.1:{free_port()}/0")  # no Redis
+    refused = client.post("/v1/ask", json={"question": QUESTION})
+    assert refused.status_code == 503
+    assert "the job queue cannot be reached" in refused.json()["error"]["message"]
+    assert client.get("/healthz").json()["queue"]["reachable"] is False
+
+
+def test_health_shows_what_is_loaded_only_with_the_key(serve: Serve) -> None:
+    client = serve(api_key=KEY)
+    assert client.get("/healthz").json() == {"status": "ok"}
+    health = client.get("/healthz", headers=AUTH).json()
+    assert health["status"] == "ok"
+    assert health["index"]["loaded"]
+    assert health["model"]["name"] == "scripted.gguf"
+    assert client.get("/healthz", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def _finished(client: TestClient, created: dict[str, Any]) -> dict[str, Any]:
+    """The record of a job created by POST /v1/jobs, once it has finished."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        record: dict[str, Any] = client.get(f"/v1/jobs/{created['job_id']}").json()
+        if record["status"] in ("done", "failed", "cancelled"):
+            return record
+        time.sleep(0.02)
+    raise AssertionError(f"job {created['job_id']} did not finish: {record}")

@@ -1,6 +1,7 @@
 """What every request passes before the app reads its body: the API key, the origin check,
 and the body's size — bounded by its declared length at once, and by the bytes that actually
-arrive (a chunked body declares none)."""
+arrive (a chunked body declares none). Whether the request carried the key is left in its
+scope's state (`request.state.authorized`), for the routes open without one."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from docqa.server.metrics import ASGIApp, Scope
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 OPEN_PATHS = ("/healthz", "/")  # for load balancers, and the page (which then asks for it)
+AUTHORIZED = "authorized"  # the request state's flag: the key was sent (or none is needed)
 UPLOAD_ROUTES = ("/v1/documents",)
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around an uploaded file
 
@@ -75,11 +77,12 @@ class Guard:
             return ApiError(421, f"this server answers for {sorted(self.hosts)}, not {host!r}")
         if origin and origin not in self.origins and origin not in _same_origins(host):
             return ApiError(403, f"requests from web pages of {origin} are not allowed")
+        sent = headers.get(b"authorization")
+        authorized = self.api_key is None or (sent is not None and self._is_key(sent))
+        scope.setdefault("state", {})[AUTHORIZED] = authorized
         path = scope["path"]
-        if self.api_key is None or path in OPEN_PATHS or path.startswith("/static/"):
-            return None
-        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
-        if scheme.lower() != b"bearer" or not secrets.compare_digest(token.strip(), self.api_key):
+        is_open = path in OPEN_PATHS or path.startswith("/static/")
+        if not authorized and (sent is not None or not is_open):
             return ApiError(
                 401,
                 "a valid API key is required: send 'Authorization: Bearer <DOCQA_API_KEY>'",
@@ -87,6 +90,11 @@ class Guard:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return None
+
+    def _is_key(self, authorization: bytes) -> bool:
+        assert self.api_key is not None
+        scheme, _, token = authorization.partition(b" ")
+        return scheme.lower() == b"bearer" and secrets.compare_digest(token.strip(), self.api_key)
 
 
 def is_loopback(host: str) -> bool:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from docqa import __version__
+from docqa.server.guards import AUTHORIZED
 from docqa.server.state import Served
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -52,12 +53,14 @@ def info(state: Served) -> dict[str, Any]:
 
 
 @router.get("/healthz")
-async def healthz(state: Served) -> JSONResponse:
-    """Whether questions can be answered now: index and model loaded, queue reachable."""
+async def healthz(request: Request, state: Served) -> JSONResponse:
+    """Whether questions can be answered now: index and model loaded, queue reachable. What
+    is loaded, and which workers run, only for a request with the key (when one is set)."""
     health = await anyio.to_thread.run_sync(state.executor.health)
     ready = health["index"]["loaded"] and health["model"]["loaded"] and health["queue"]["reachable"]
+    details = health if getattr(request.state, AUTHORIZED) else {}
     return JSONResponse(
-        {"status": "ok" if ready else "unavailable", **health},
+        {"status": "ok" if ready else "unavailable", **details},
         status_code=200 if ready else 503,
     )
 
