@@ -320,6 +320,13 @@ class ServerSettings(_Section):
     max_attempts: int = Field(
         3, ge=1, description="Times a question is tried when the worker running it dies."
     )
+    # What a client may try (issue #33).
+    wrong_keys_per_minute: int = Field(
+        10,
+        ge=1,
+        description="Wrong API keys one client address may send in a minute; after them it "
+        "is answered 429 until the minute has passed.",
+    )
 
 
 class Settings(_Section):

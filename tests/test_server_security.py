@@ -1,15 +1,18 @@
 """The HTTP API against clients that probe it (issue #33), on the fake embedding and the
 scripted engine: what clients send cannot grow /metrics; questions are checked to be text,
 there and on the command line; no response names a path, host name or address of the
-server's (every response these tests get is checked)."""
+server's (every response these tests get is checked); keys are strong beyond loopback, and
+not to be found by trying."""
 
 from __future__ import annotations
 
 import importlib
 import json
 import re
+import secrets
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -22,9 +25,11 @@ from typer.testing import CliRunner
 
 from docqa.answer.qa import QAService
 from docqa.cli import app as cli
-from docqa.errors import ExitCode
+from docqa.cli.serve import checked_api_key
+from docqa.errors import ConfigError, ExitCode
 from docqa.server.app import create_app
 from docqa.server.executors import Executor, InlineExecutor, QueueExecutor
+from docqa.server.guards import WRONG_KEY_CLIENTS, WrongKeys
 from tests.fixtures.fakes import fake_embedder, scripted_llm
 from tests.fixtures.projects import FACTS, fake_settings
 from tests.fixtures.services import free_port
@@ -222,6 +227,61 @@ def test_health_shows_what_is_loaded_only_with_the_key(serve: Serve) -> None:
     assert health["index"]["loaded"]
     assert health["model"]["name"] == "scripted.gguf"
     assert client.get("/healthz", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("key", "weakness"),
+    [
+        ("x", "it has 1 of the 32 characters needed"),
+        ("a" * 40, "its characters repeat too much (about 0 bits; 96 needed)"),
+        ("password" * 4, "its characters repeat too much (about 88 bits; 96 needed)"),
+    ],
+    ids=["short", "one character", "a word four times"],
+)
+def test_a_weak_key_is_refused_beyond_loopback_and_noted_on_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], key: str, weakness: str
+) -> None:
+    monkeypatch.setenv("DOCQA_API_KEY", key)
+    with pytest.raises(ConfigError) as refused:
+        checked_api_key("0.0.0.0")
+    assert str(refused.value) == (
+        f"refusing to serve on 0.0.0.0 with a weak DOCQA_API_KEY: {weakness}; make one with "
+        'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+    )
+    assert checked_api_key("127.0.0.1") == key
+    assert weakness in capsys.readouterr().err
+
+
+def test_random_keys_serve_beyond_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in (secrets.token_urlsafe(32), str(uuid.uuid4()), KEY):
+        monkeypatch.setenv("DOCQA_API_KEY", key)
+        assert checked_api_key("0.0.0.0") == key
+
+
+def test_wrong_keys_from_one_address_are_refused_for_a_minute(serve: Serve) -> None:
+    client = serve(api_key=KEY)  # server.wrong_keys_per_minute: 10
+    wrong = {"Authorization": "Bearer wrong"}
+    assert {client.get("/v1/models", headers=wrong).status_code for _ in range(10)} == {401}
+    refused = client.get("/v1/models", headers=wrong)
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.json()["error"]["type"] == "rate_limit_error"
+    assert client.get("/v1/models", headers=AUTH).status_code == 429  # not even compared
+    assert client.get("/healthz").status_code == 200  # no key sent: nothing to refuse
+    other = TestClient(client.app, base_url="http://127.0.0.1:8000", client=("192.0.2.7", 4000))
+    assert other.get("/v1/models", headers=AUTH).status_code == 200
+
+
+def test_wrong_keys_are_kept_for_a_bounded_number_of_addresses() -> None:
+    wrong_keys = WrongKeys(limit=1)
+    addresses = [
+        f"10.{n // 65536}.{n // 256 % 256}.{n % 256}" for n in range(WRONG_KEY_CLIENTS + 9)
+    ]
+    for address in addresses:
+        wrong_keys.add(address)
+    assert len(wrong_keys) == WRONG_KEY_CLIENTS
+    assert wrong_keys.wait(addresses[0]) == 0  # forgotten
+    assert wrong_keys.wait(addresses[-1]) > 0
 
 
 def _finished(client: TestClient, created: dict[str, Any]) -> dict[str, Any]:
