@@ -2,7 +2,7 @@
 scripted engine: what clients send cannot grow /metrics; questions are checked to be text,
 there and on the command line; no response names a path, host name or address of the
 server's (every response these tests get is checked); keys are strong beyond loopback, and
-not to be found by trying."""
+not to be found by trying; every response carries the security headers."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from starlette.routing import BaseRoute
 from typer.testing import CliRunner
 
 from docqa.answer.qa import QAService
@@ -282,6 +285,53 @@ def test_wrong_keys_are_kept_for_a_bounded_number_of_addresses() -> None:
     assert len(wrong_keys) == WRONG_KEY_CLIENTS
     assert wrong_keys.wait(addresses[0]) == 0  # forgotten
     assert wrong_keys.wait(addresses[-1]) > 0
+
+
+def test_every_response_says_nosniff_and_html_ones_forbid_framing(serve: Serve) -> None:
+    client = serve(api_key=KEY)
+    app = client.app
+    assert isinstance(app, FastAPI)
+    replies = [
+        client.request(method, re.sub(r"{[^}]+}", "x", route.path), headers=AUTH)
+        for route in _api_routes(app.routes)
+        for method in route.methods or ()
+    ]
+    assert len(replies) == 13
+    replies += [
+        client.get("/static/app.js"),
+        client.get("/static/index.html"),
+        client.get("/v1/models"),  # 401, from the Guard
+        client.get("/v1/models", headers={"Host": "evil.test"}),  # 421, from the Guard
+        client.post("/v1/ask", content=b"x" * 2**20, headers=AUTH),  # 413, from the Guard
+        client.get("/nothing", headers=AUTH),  # 404
+        client.put("/v1/ask", headers=AUTH),  # 405
+        client.post("/v1/ask?stream=true", json={"question": QUESTION}, headers=AUTH),
+    ]
+
+    def fail() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/fail", fail)
+    unexpected = TestClient(app, base_url=str(client.base_url), raise_server_exceptions=False)
+    replies.append(unexpected.get("/fail", headers=AUTH))
+    statuses = {reply.status_code for reply in replies}
+    assert {200, 400, 401, 404, 405, 413, 421, 500} <= statuses
+    assert any(r.headers["content-type"].startswith("text/event-stream") for r in replies)
+    for reply in replies:
+        assert reply.headers["x-content-type-options"] == "nosniff", reply.request.url
+    pages = [r for r in replies if r.headers["content-type"].startswith("text/html")]
+    assert {page.request.url.path for page in pages} == {"/", "/static/index.html"}
+    for page in pages:
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def _api_routes(routes: list[BaseRoute]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)  # FastAPI's include_router
+        if included is not None:
+            yield from _api_routes(included.routes)
 
 
 def _finished(client: TestClient, created: dict[str, Any]) -> dict[str, Any]:

@@ -15,20 +15,14 @@ from docqa.server.guards import AUTHORIZED
 from docqa.server.state import Served
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-# The page runs only its own script and styles: nothing a document holds can add any.
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-    "img-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-}
 
 router = APIRouter()
 
 
 @router.get("/", include_in_schema=False)
 def page() -> FileResponse:
-    """The web page: chat, documents and settings, over this API."""
-    return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+    """The web page: chat, documents and settings, over this API (its policy: headers.py)."""
+    return FileResponse(STATIC / "index.html")
 
 
 @router.get("/v1/info")
