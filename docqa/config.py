@@ -327,6 +327,11 @@ class ServerSettings(_Section):
         description="Wrong API keys one client address may send in a minute; after them it "
         "is answered 429 until the minute has passed.",
     )
+    delete_any_file: bool = Field(
+        False,
+        description="Let DELETE /v1/documents/{id} delete any file of the data folder with that "
+        "content, not only the PDFs uploaded over HTTP.",
+    )
 
 
 class Settings(_Section):

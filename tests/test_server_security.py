@@ -2,14 +2,18 @@
 scripted engine: what clients send cannot grow /metrics; questions are checked to be text,
 there and on the command line; no response names a path, host name or address of the
 server's (every response these tests get is checked); keys are strong beyond loopback, and
-not to be found by trying; every response carries the security headers."""
+not to be found by trying; every response carries the security headers; a delete removes
+only what was uploaded, unless the server is told otherwise."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import io
 import json
 import re
 import secrets
+import shutil
 import socket
 import time
 import uuid
@@ -31,9 +35,12 @@ from docqa.cli import app as cli
 from docqa.cli.serve import checked_api_key
 from docqa.errors import ConfigError, ExitCode
 from docqa.server.app import create_app
+from docqa.server.documents import Documents
+from docqa.server.errors import ApiError
 from docqa.server.executors import Executor, InlineExecutor, QueueExecutor
 from docqa.server.guards import WRONG_KEY_CLIENTS, WrongKeys
 from tests.fixtures.fakes import fake_embedder, scripted_llm
+from tests.fixtures.pdfs import write_pdf
 from tests.fixtures.projects import FACTS, fake_settings
 from tests.fixtures.services import free_port
 
@@ -323,6 +330,49 @@ def test_every_response_says_nosniff_and_html_ones_forbid_framing(serve: Serve) 
     assert {page.request.url.path for page in pages} == {"/", "/static/index.html"}
     for page in pages:
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_a_file_not_uploaded_is_not_deleted_over_http(
+    serve: Serve, fake_project: Path, tmp_path: Path
+) -> None:
+    project = Path(shutil.copytree(fake_project, tmp_path / "project"))
+    own = project / "data" / "orchard.pdf"
+    refused = serve(project=project).delete(f"/v1/documents/{_document_id(own)}")
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert error["type"] == "permission_error"
+    assert error["message"] == (
+        "orchard.pdf was not uploaded over HTTP, and the server deletes only uploads "
+        "(server.delete_any_file: true lets it delete any file of its data folder)"
+    )
+    assert own.is_file()
+
+
+def test_uploads_are_deleted_and_other_files_only_when_the_server_allows_it(
+    fake_project: Path, tmp_path: Path
+) -> None:
+    project = Path(shutil.copytree(fake_project, tmp_path / "project"))
+    settings = fake_settings(project)
+    documents = Documents(settings)
+    new = write_pdf(tmp_path / "new.pdf", ["Zephyr Orchard\nIt grows 412 pear trees."])
+    uploaded, _ = documents.save(io.BytesIO(new.read_bytes()), new.stat().st_size, "new.pdf")
+    assert documents.delete(uploaded) == [f"uploads/{uploaded}.pdf"]
+    own = project / "data" / "orchard.pdf"
+    copy, _ = documents.save(io.BytesIO(own.read_bytes()), own.stat().st_size, "copy.pdf")
+    with pytest.raises(ApiError) as refused:  # an upload, but also the user's own file
+        documents.delete(copy)
+    assert refused.value.status == 403
+    assert own.is_file()
+    assert (project / "data" / "uploads" / f"{copy}.pdf").is_file()
+    allowed = settings.model_copy(
+        update={"server": settings.server.model_copy(update={"delete_any_file": True})}
+    )
+    assert Documents(allowed).delete(copy) == ["orchard.pdf", f"uploads/{copy}.pdf"]
+    assert not own.exists()
+
+
+def _document_id(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _api_routes(routes: list[BaseRoute]) -> Iterator[APIRoute]:
