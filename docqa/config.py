@@ -341,6 +341,18 @@ class ServerSettings(_Section):
     max_attempts: int = Field(
         3, ge=1, description="Times a question is tried when the worker running it dies."
     )
+    # What a client may try (issue #33).
+    wrong_keys_per_minute: int = Field(
+        10,
+        ge=1,
+        description="Wrong API keys one client address may send in a minute; after them it "
+        "is answered 429 until the minute has passed.",
+    )
+    delete_any_file: bool = Field(
+        False,
+        description="Let DELETE /v1/documents/{id} delete any file of the data folder with that "
+        "content, not only the PDFs uploaded over HTTP.",
+    )
 
 
 class Settings(_Section):

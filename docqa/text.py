@@ -1,5 +1,6 @@
 """Text folding shared by keyword search, answer grounding and evaluation; document text
-made inert before it reaches a prompt or leaves the server."""
+made inert before it reaches a prompt or leaves the server; the check that a question is text
+at all."""
 
 from __future__ import annotations
 
@@ -67,6 +68,18 @@ class MarkerFilter:
         """What was held back, at the end of the text."""
         text, self._held = self._held, ""
         return CHAT_MARKERS.sub("", text)
+
+
+def invalid_character(text: str) -> str | None:
+    """What in `text` is no character — a lone surrogate, as JSON's "\\ud800" or bytes that
+    were not UTF-8 become, which UTF-8 cannot encode and no tokenizer reads — described for
+    an error message; None when there is none."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        return f"an invalid character (a lone surrogate U+{code:04X} at position {exc.start})"
+    return None
 
 
 def fold(text: str) -> str:

@@ -80,7 +80,7 @@ def test_retrieve_only_finds_the_page_of_each_fact(
     top = result["sources"][0]
     assert (top["source"], top["page"]) == (source, page)
     assert answer in top["text"]
-    assert result["model"] == {"path": None, "backend": None, "profile": "evidence"}
+    assert result["model"] == {"file": None, "backend": None, "profile": "evidence"}
     assert result["timings"]["generate_s"] is None
 
 
@@ -112,7 +112,7 @@ def test_json_answer_schema_and_grounded_answer(project: Path) -> None:
     assert timings["process_s"] >= timings["load_s"] + timings["total_s"]
     assert result["revised"] is (result["answer"] != result["raw_answer"])
     assert result["model"]["backend"] == "llamacpp"
-    assert result["model"]["path"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert result["model"]["file"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     usage = result["usage"]
     assert usage["prompt_tokens"] > 50
     assert usage["completion_tokens"] > 0
@@ -145,7 +145,7 @@ def test_ctransformers_answers_through_the_whole_pipeline(project: Path, tiny_gg
         project, FACTS[0][0], "--model", str(tiny_ggml), env={"DOCQA_LLM__MAX_NEW_TOKENS": "8"}
     )
     assert result["model"] == {
-        "path": str(tiny_ggml),
+        "file": tiny_ggml.name,
         "backend": "ctransformers",
         "profile": "evidence",
     }

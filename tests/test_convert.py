@@ -274,7 +274,7 @@ def test_backend_auto_reads_the_copy_beside_the_ggml_file_and_says_so_once(
     assert ask()[1] == ""  # the tip is shown once
     convert(source, converted_path(source))
     answer, said = ask()
-    assert (answer["backend"], Path(answer["path"]).name) == ("llamacpp", "tiny-llama.q8_0.gguf")
+    assert (answer["backend"], answer["file"]) == ("llamacpp", "tiny-llama.q8_0.gguf")
     assert "using tiny-llama.q8_0.gguf, the GGUF copy of" in said
     assert ask()[1] == ""
     # the original deleted once converted: the copy stands in for it

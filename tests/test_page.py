@@ -200,6 +200,7 @@ def test_the_api_key_is_asked_for_and_kept_for_the_session(
         page.fill("#token", "s3cret")
         page.press("#token", "Enter")
         page.wait_for_selector("#indexed li")
+        page.wait_for_selector("#status:has-text('chunks')")  # /healthz, shown for the key
         assert page.evaluate("sessionStorage.getItem('docqa-api-key')") == "s3cret"
         assert page.evaluate("localStorage.length") == 0
         page.reload()

@@ -18,6 +18,7 @@ import pytest
 from tests.fixtures.pdfs import write_pdf
 from tests.fixtures.projects import FACTS, run_cli, write_documents
 from tests.fixtures.services import (
+    free_port,
     load,
     long_question,
     openai_client,
@@ -187,6 +188,7 @@ def test_a_client_that_goes_away_cancels_its_answer(server: str) -> None:
         ({"json": []}, 400),
         ({"json": {"question": "   "}}, 400),
         ({"json": {"question": "x" * 5000}}, 400),
+        ({"content": b'{"question": "revenue \\ud800?"}'}, 400),  # a lone surrogate
         ({"json": {"question": "x", "k": 0}}, 400),
         ({"json": {"question": "x", "k": 1000}}, 400),
         ({"json": {"question": "x", "max_tokens": 10**6}}, 400),
@@ -382,12 +384,27 @@ def test_cancelling_a_queued_job_ends_its_readers(served_project: Path) -> None:
         assert wait_for_job(url, waiting)["status"] == "cancelled"
 
 
-def test_serving_beyond_loopback_needs_an_api_key(served_project: Path) -> None:
+def test_serving_beyond_loopback_needs_a_strong_api_key(served_project: Path) -> None:
     server = start_docqa(served_project, "serve", "--host", "0.0.0.0", log_name="open")
     assert server.process.wait(timeout=60) == 2
     output = server.output()
     assert "DOCQA_API_KEY" in output
     assert "Traceback" not in output
+    weak = start_docqa(
+        served_project,
+        *("serve", "--host", "0.0.0.0", "--port", str(free_port())),
+        log_name="weak",
+        env={"DOCQA_API_KEY": "x"},
+    )
+    try:
+        assert weak.process.wait(timeout=60) == 7  # a configuration error
+    finally:
+        weak.stop()
+    assert weak.output().splitlines() == [
+        "error: refusing to serve on 0.0.0.0 with a weak DOCQA_API_KEY: it has 1 of the 32 "
+        'characters needed; make one with python -c "import secrets; '
+        'print(secrets.token_urlsafe(32))"'
+    ]
 
 
 def test_no_index_yet_is_a_clear_503_until_an_upload(tmp_path: Path) -> None:

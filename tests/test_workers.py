@@ -1,12 +1,16 @@
 """`docqa serve --queue` with a real Redis and two real `docqa worker` processes answering
 with SmolLM2: streamed answers through Redis, a worker killed mid-answer, Redis restarted
-mid-run, an upload picked up by the workers, and a bounded load test."""
+mid-run, an upload picked up by the workers, a bounded load test, and nothing of the machines
+in what the API answers."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -69,26 +73,27 @@ def test_openai_client_streams_an_answer_from_a_worker(cluster: tuple[str, Redis
 
 
 def test_both_workers_answer(cluster: tuple[str, Redis, Path]) -> None:
-    url, _, _ = cluster
+    url, redis, _ = cluster
     job_ids = [
         httpx.post(f"{url}/v1/jobs", json={"question": f"{QUESTION} ({n})"}).json()["job_id"]
         for n in range(6)
     ]
     records = [wait_for_job(url, job_id) for job_id in job_ids]
     assert {record["status"] for record in records} == {"done"}
-    assert len({record["worker"] for record in records}) == 2
+    assert len({_worker(redis, job_id) for job_id in job_ids}) == 2
 
 
 def test_a_killed_worker_s_job_finishes_on_the_other(cluster: tuple[str, Redis, Path]) -> None:
-    url, _, _ = cluster
+    url, redis, _ = cluster
     job_id = httpx.post(f"{url}/v1/jobs", json=long_question()).json()["job_id"]
-    running = wait_for_job(url, job_id, until=("running",))  # mid-answer: it runs for seconds
-    os.kill(int(running["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+    wait_for_job(url, job_id, until=("running",))  # mid-answer: it runs for seconds
+    killed = _worker(redis, job_id)
+    os.kill(int(killed.rsplit(":", 1)[1]), signal.SIGKILL)
     record = wait_for_job(url, job_id)
     assert record["status"] in ("done", "failed"), record
     if record["status"] == "done":
         assert record["attempts"] == 2
-        assert record["worker"] != running["worker"]
+        assert _worker(redis, job_id) != killed
     else:
         assert record["error"]["message"]
     print(f"killed worker's job: {record['status']} after {record['attempts']} attempts")
@@ -139,6 +144,31 @@ def test_load_on_two_workers_is_answered_or_refused_never_lost(
     assert len(outcomes) == 100
     assert set(counts) <= {200, 429}, counts
     assert counts[200] >= 8
+
+
+def test_what_the_api_answers_names_no_host_or_path(cluster: tuple[str, Redis, Path]) -> None:
+    url, _, project = cluster
+    job_id = httpx.post(f"{url}/v1/jobs", json={"question": QUESTION}).json()["job_id"]
+    replies = [
+        httpx.get(f"{url}/healthz"),
+        httpx.post(f"{url}/v1/ask", json={"question": QUESTION}, timeout=120),
+        httpx.get(f"{url}/v1/jobs/{wait_for_job(url, job_id)['id']}"),
+    ]
+    host = socket.gethostname()
+    for reply in replies:
+        assert reply.status_code == 200, reply.text
+        assert str(project) not in reply.text
+        assert not re.search(rf"\b{re.escape(host)}\b", reply.text), reply.text
+    workers = replies[0].json()["model"]["workers"]
+    assert len(workers) == 2
+    assert all(set(worker) == {"model", "index_generation", "started_at"} for worker in workers)
+
+
+def _worker(redis: Redis, job_id: str) -> str:
+    """HOST:PID of the process that runs (or ran) a job, as its record in Redis names it."""
+    record = redis.client().get(f"docqa:job:{job_id}:record")
+    assert record is not None
+    return str(json.loads(record)["worker"])
 
 
 def _wait_for_workers(url: str, count: int) -> None:

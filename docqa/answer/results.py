@@ -146,7 +146,7 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
     document["sources"] = sources_dict(answer.sources)
     document["timings"] = timings_dict(answer.timings)
     document["model"] = {
-        "path": str(answer.model_path) if answer.model_path else None,
+        "file": answer.model_path.name if answer.model_path else None,
         "backend": answer.backend,
         "profile": answer.profile,
     }

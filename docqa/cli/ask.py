@@ -14,6 +14,7 @@ from docqa.cli.common import (
     DebugOption,
     ModelOption,
     VectorstoreOption,
+    checked_question,
     chosen_sampling,
     loaded_service,
     note,
@@ -100,6 +101,9 @@ def ask(
                 "--jsonl-events streams one answer: leave out --json, "
                 "--retrieve-only and --questions-file"
             )
+        if question is not None:
+            checked_question(question)
+        questions = read_questions(questions_file) if questions_file is not None else None
         settings = load_settings(
             config,
             {"paths": {"vectorstore": vectorstore}, "llm": {"model": model}, "retrieval": {"k": k}},
@@ -112,8 +116,8 @@ def ask(
                 return service.retrieve_only(text, k)
             return service.ask(text, k, sampling=sampling)
 
-        if questions_file is not None:
-            for line in read_questions(questions_file):
+        if questions is not None:
+            for line in questions:
                 answer = respond(line)
                 report_dropped(answer, f"{answer.question!r}: ")
                 print(answer_json(answer) if json_output else one_line(answer), flush=True)
@@ -163,7 +167,9 @@ def read_questions(path: Path) -> list[str]:
     import json
 
     questions = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # A line of bytes that are not UTF-8 is refused by its number, as other lines are.
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -174,7 +180,7 @@ def read_questions(path: Path) -> list[str]:
                 raise UsageError(
                     f"{path}, line {number}: not a JSON object with a question"
                 ) from exc
-        questions.append(line)
+        questions.append(checked_question(line, f"{path}, line {number}: "))
     if not questions:
         raise UsageError(f"{path} holds no questions")
     return questions

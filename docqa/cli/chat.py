@@ -6,6 +6,7 @@ Ctrl-D leaves. Piped: each line of stdin is the next turn of one conversation.
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Callable
 from contextlib import closing
@@ -22,6 +23,7 @@ from docqa.cli.common import (
     DebugOption,
     ModelOption,
     VectorstoreOption,
+    checked_question,
     chosen_sampling,
     loaded_service,
     run,
@@ -75,6 +77,8 @@ def chat(
         sampling = chosen_sampling(settings.chat_sampling, sampling_flags)
         service = loaded_service(settings, model, with_llm=True)
         conversation = Conversation(service, sampling, k, settings.chat.rewrite)
+        if isinstance(sys.stdin, io.TextIOWrapper):  # bytes not UTF-8: refused as a question
+            sys.stdin.reconfigure(errors="surrogateescape")
         if sys.stdin.isatty():
             _interactive(conversation)
         else:
@@ -106,7 +110,7 @@ def _interactive(conversation: Conversation) -> None:
                 if _command(conversation, line, print) == "exit":
                     return
                 continue
-            with closing(conversation.stream(line)) as events:
+            with closing(conversation.stream(checked_question(line))) as events:
                 answer = print_answer(events)
             print(_footer(answer))
         except KeyboardInterrupt:
@@ -127,7 +131,7 @@ def _piped(conversation: Conversation, json_output: bool) -> None:
             if _command(conversation, line, lambda text: print(text, file=sys.stderr)) == "exit":
                 return
             continue
-        answer = final_answer(conversation.stream(line))
+        answer = final_answer(conversation.stream(checked_question(line)))
         if json_output:
             print(answer_json(answer, standalone_question=answer.query), flush=True)
         else:

@@ -113,6 +113,16 @@ def chosen_sampling(defaults: Sampling, flags: dict[str, Any] | None) -> Samplin
         raise UsageError(f"invalid {flag(exc.name)}: {exc.reason}") from None
 
 
+def checked_question(text: str, where: str = "") -> str:
+    """A question as given (an argument, a line of a file or of a chat), refused when it
+    holds what is no character; `where` starts the message ("FILE, line N: ")."""
+    from docqa.text import invalid_character
+
+    if (problem := invalid_character(text)) is not None:
+        raise UsageError(f"{where}the question holds {problem}")
+    return text
+
+
 def loaded_service(settings: Settings, model: Path | None, with_llm: bool) -> QAService:
     """The question-answering service with its models loaded, its notices shown."""
     from docqa.answer.qa import loaded_service as load

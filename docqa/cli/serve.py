@@ -18,7 +18,7 @@ from docqa.cli.common import (
     note,
     run,
 )
-from docqa.errors import ExitCode, UsageError
+from docqa.errors import ConfigError, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from docqa.config import Settings
@@ -57,16 +57,10 @@ def serve(
         from docqa.answer.qa import loaded_service
         from docqa.server.app import create_app
         from docqa.server.executors import Executor, InlineExecutor, QueueExecutor
-        from docqa.server.guards import is_loopback
 
         settings = _settings(config, data, vectorstore, model, host=host, port=port, queue=queue)
         server = settings.server
-        api_key = os.environ.get(API_KEY_ENV) or None
-        if api_key is None and not is_loopback(server.host):
-            raise UsageError(
-                f"refusing to serve on {server.host} without an API key: set {API_KEY_ENV} "
-                "(clients send it as 'Authorization: Bearer ...'), or bind 127.0.0.1"
-            )
+        api_key = checked_api_key(server.host)
         executor: Executor
         if server.queue and not inline:
             executor = QueueExecutor(settings, _redis_url(server.queue))
@@ -90,6 +84,28 @@ def serve(
         return ExitCode.OK
 
     run(debug, body)
+
+
+def checked_api_key(host: str) -> str | None:
+    """DOCQA_API_KEY, required beyond loopback and strong enough there (a weak key on
+    loopback is noted)."""
+    from docqa.server.guards import MAKE_KEY, is_loopback, key_weakness
+
+    api_key = os.environ.get(API_KEY_ENV) or None
+    if api_key is None and not is_loopback(host):
+        raise UsageError(
+            f"refusing to serve on {host} without an API key: set {API_KEY_ENV} "
+            "(clients send it as 'Authorization: Bearer ...'), or bind 127.0.0.1"
+        )
+    weakness = key_weakness(api_key) if api_key is not None else None
+    if weakness is not None and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to serve on {host} with a weak {API_KEY_ENV}: {weakness}; make one "
+            f"with {MAKE_KEY}"
+        )
+    if weakness is not None:
+        note(f"{API_KEY_ENV} is weak ({weakness}): enough on loopback, refused beyond it")
+    return api_key
 
 
 def worker(

@@ -42,7 +42,7 @@ class JobRecord(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     attempts: int = 0  # times a runner started it (more than one after a worker was lost)
-    worker: str | None = None  # HOST:PID of the process that runs (or ran) it
+    worker: str | None = None  # HOST:PID of the process that runs (or ran) it; not public
     progress: dict[str, Any] | None = None  # an ingest's counts so far
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None  # {"message": ..., "type": ...}
@@ -52,8 +52,8 @@ class JobRecord(BaseModel):
         return self.status in FINISHED
 
     def public(self) -> dict[str, Any]:
-        """The record as GET /v1/jobs/{id} shows it."""
-        return self.model_dump(exclude_none=True)
+        """The record as GET /v1/jobs/{id} shows it: which machine runs it is not shown."""
+        return self.model_dump(exclude_none=True, exclude={"worker"})
 
 
 class JobBoard(Protocol):

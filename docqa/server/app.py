@@ -18,11 +18,19 @@ from docqa.server.documents import Documents
 from docqa.server.errors import install_handlers
 from docqa.server.executors import Executor
 from docqa.server.guards import Guard
-from docqa.server.metrics import Metrics, RequestMetrics
+from docqa.server.headers import SecurityHeaders
+from docqa.server.metrics import ASGIApp, Metrics, RequestMetrics
 from docqa.server.routes import answers, chat, documents, health, jobs
 from docqa.server.state import ServerState
 
 THREADS = 128  # threads for blocking work: each request waiting for its job holds one
+
+
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        """The security headers outside every middleware, the one that answers an unexpected
+        error with a 500 included (a middleware added with add_middleware runs inside it)."""
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 @asynccontextmanager
@@ -34,7 +42,7 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings, executor: Executor, api_key: str | None) -> FastAPI:
     limits = settings.server
     metrics = Metrics(executor.waiting)
-    app = FastAPI(
+    app = _App(
         title="docqa",
         version=__version__,
         docs_url=None,

@@ -1,5 +1,6 @@
 """Documents over HTTP: uploads kept in the data folder under their content hash (the client
-never names a path), the index's documents listed, and documents removed."""
+never names a path), the index's documents listed, and documents removed — only uploads,
+unless server.delete_any_file."""
 
 from __future__ import annotations
 
@@ -114,29 +115,36 @@ class Documents:
         return {"object": "list", "data": documents, "failed": failed}
 
     def delete(self, document_id: str) -> list[str]:
-        """Remove every file with this content from the data folder: the names removed."""
+        """Remove every file with this content from the data folder: the names removed. A
+        document that is also a file not uploaded over HTTP (uploads/<its id>.pdf) is
+        refused, and nothing removed, unless server.delete_any_file."""
         if not DOCUMENT_ID.fullmatch(document_id):
             raise ApiError(404, "no such document", "id")
         manifest = self._manifest()
-        sources = {
+        upload = f"{UPLOADS}/{document_id}.pdf"
+        sources = {upload} | {
             entry.source
             for entry in (manifest.files + manifest.failed if manifest else [])
             if entry.sha256 == document_id
         }
-        upload = self.uploads / f"{document_id}.pdf"
-        if upload.is_file():
-            sources.add(upload.relative_to(self.data).as_posix())
-        (self.uploads / f"{document_id}{NAME_SUFFIX}").unlink(missing_ok=True)
         data = self.data.resolve()
-        removed = []
-        for source in sorted(sources):
-            path = (self.data / source).resolve()
-            if path.is_relative_to(data) and path.is_file():
-                path.unlink()
-                removed.append(source)
-        if not removed:
+        paths = {source: (self.data / source).resolve() for source in sorted(sources)}
+        present = {s: p for s, p in paths.items() if p.is_relative_to(data) and p.is_file()}
+        if not present:
             raise ApiError(404, "no such document", "id")
-        return removed
+        others = [source for source in present if source != upload]
+        if others and not self.settings.server.delete_any_file:
+            raise ApiError(
+                403,
+                f"{others[0]} was not uploaded over HTTP, and the server deletes only uploads "
+                "(server.delete_any_file: true lets it delete any file of its data folder)",
+                "id",
+                code="not_an_upload",
+            )
+        (self.uploads / f"{document_id}{NAME_SUFFIX}").unlink(missing_ok=True)
+        for path in present.values():
+            path.unlink()
+        return list(present)
 
     def _name(self, source: str) -> str:
         """What to call an indexed file: an upload by the name it was sent with."""

@@ -26,8 +26,22 @@ STATUS_OF_KIND = {
     "timeout": 504,
     "cancelled": 409,
     "worker_lost": 503,
+    "no_worker": 503,
     "internal": 500,
 }
+# What clients are told of the job errors whose messages describe the server's own files and
+# machines (paths, addresses); the server's log keeps those messages.
+PUBLIC_MESSAGES = {
+    "index": "the index is missing, empty or unusable: run ingest (or upload a document)",
+    "model": "the model cannot be loaded or run",
+    "config": "the server's settings are invalid",
+    "no_input": "the data folder holds no PDF to index: upload one",
+    "write": "the index could not be written (is the server's disk full or read-only?)",
+    "busy": "another ingest is writing the index: try again when it has finished",
+    "interrupted": "the job was interrupted (the server stopped, or lost its job queue): try again",
+}
+SEE_LOG = "; the server's log has the details"
+QUEUE_UNREACHABLE = "the job queue cannot be reached: try again shortly"
 TYPE_OF_STATUS = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -84,6 +98,16 @@ class ApiError(Exception):
         return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
+def public_error(error: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's error (a runner's error_info) as clients are shown it: a message that may name
+    the server's files or machines is logged, and replaced by its kind's PUBLIC_MESSAGES."""
+    kind = error.get("type")
+    if kind not in PUBLIC_MESSAGES:
+        return dict(error)
+    log.warning("a job failed (%s): %s", kind, error.get("message"))
+    return {**error, "message": PUBLIC_MESSAGES[kind] + SEE_LOG}
+
+
 def install_handlers(app: FastAPI) -> None:
     """Every error, the framework's own included, answered in the API's error shape."""
     from fastapi.exceptions import RequestValidationError
@@ -112,7 +136,8 @@ def install_handlers(app: FastAPI) -> None:
         return ApiError(exc.status_code, str(exc.detail), headers=exc.headers).response()
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
-        return ApiError(503, str(exc), code="queue_unavailable").response()
+        log.warning("%s", exc)
+        return ApiError(503, QUEUE_UNREACHABLE, code="queue_unavailable").response()
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 
 IDLE_CHECK_S = 0.5  # an idle answer loop looks this often for a new index to load
+WORKER_HEALTH = ("model", "index_generation", "started_at")  # of a worker's heartbeat
 
 
 class QueueFull(Exception):
@@ -223,9 +224,11 @@ class QueueExecutor(Executor):
     def health(self) -> dict[str, Any]:
         reachable = self.redis_board.ping()
         workers = self.redis_board.workers() if reachable else []
+        # Not their names: a worker is named by its machine and process.
+        shown = [{key: worker.get(key) for key in WORKER_HEALTH} for worker in workers]
         return {
             "index": _manifest_health(self.settings),
-            "model": {"loaded": bool(workers), "workers": workers},
+            "model": {"loaded": bool(workers), "workers": shown},
             "queue": {"mode": self.mode, "reachable": reachable, "waiting": self.waiting()},
         }
 
@@ -248,6 +251,6 @@ def _manifest_health(settings: Settings) -> dict[str, Any]:
 
     try:
         manifest, _ = read_manifest(settings.paths.vectorstore)
-    except VectorStoreError as exc:
-        return {"loaded": False, "reason": str(exc)}
+    except VectorStoreError:
+        return {"loaded": False}
     return {"loaded": True, "files": len(manifest.files), "chunks": manifest.chunks}

@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from docqa.jobs.board import END, BoardUnavailable, closing_events
 from docqa.jobs.runner import AnswerRequest, cancel_queued
-from docqa.server.errors import ApiError
+from docqa.server.errors import ApiError, public_error
 from docqa.server.executors import Executor, QueueFull
 from docqa.server.state import ServerState
 
@@ -65,6 +65,8 @@ async def follow(
                     metrics.first_token.observe(time.time() - submitted)
                 elif event["event"] == "answer":
                     metrics.answered(event, submitted)
+                elif event["event"] == "error":
+                    event = public_error(event)
                 elif event["event"] == END:
                     ended = True
                     metrics.jobs.labels("answer", event["status"]).inc()
@@ -123,5 +125,5 @@ def _stalled(executor: Executor, job_id: str, queue_wait_s: float) -> list[dict[
         message = (
             f"no worker took the question within {queue_wait_s:g} s: is `docqa worker` running?"
         )
-        return closing_events("cancelled", {"message": message, "type": "model"})
+        return closing_events("cancelled", {"message": message, "type": "no_worker"})
     return []

@@ -1,11 +1,16 @@
-"""What every request passes before the app reads its body: the API key, the origin check,
-and the body's size — bounded by its declared length at once, and by the bytes that actually
-arrive (a chunked body declares none)."""
+"""What every request passes before the app reads its body: the API key (and a limit on
+wrong ones), the origin check, and the body's size — bounded by its declared length at once,
+and by the bytes that actually arrive (a chunked body declares none). Whether the request
+carried the key is left in its scope's state (`request.state.authorized`), for the routes
+open without one. And what makes a key strong enough to serve beyond loopback."""
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import secrets
+import time
+from collections import Counter, OrderedDict, deque
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -16,8 +21,16 @@ from docqa.server.metrics import ASGIApp, Scope
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 OPEN_PATHS = ("/healthz", "/")  # for load balancers, and the page (which then asks for it)
+AUTHORIZED = "authorized"  # the request state's flag: the key was sent (or none is needed)
 UPLOAD_ROUTES = ("/v1/documents",)
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around an uploaded file
+WRONG_KEY_WINDOW_S = 60  # wrong keys are counted over the last minute...
+WRONG_KEY_CLIENTS = 10_000  # ...for this many client addresses at most
+# A key beyond loopback: this long, and this random as its characters' frequencies tell (a
+# key of one repeated character has 0 bits, "password" four times 88, a random one ~200).
+MIN_KEY_CHARS = 32
+MIN_KEY_BITS = 96
+MAKE_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class BodyTooLarge(HTTPException):
@@ -38,6 +51,7 @@ class Guard:
         # On loopback, a page elsewhere may still reach the API by a name of its own that
         # resolves to 127.0.0.1 (DNS rebinding): only loopback names are served there.
         self.hosts = LOOPBACK_NAMES if is_loopback(limits.host) else None
+        self.wrong_keys = WrongKeys(limits.wrong_keys_per_minute)
         self.origins = set(limits.cors_origins)
         self.json_limit = limits.max_body_kb * 1024
         self.upload_limit = limits.max_upload_mb * 2**20 + FORM_OVERHEAD
@@ -75,18 +89,75 @@ class Guard:
             return ApiError(421, f"this server answers for {sorted(self.hosts)}, not {host!r}")
         if origin and origin not in self.origins and origin not in _same_origins(host):
             return ApiError(403, f"requests from web pages of {origin} are not allowed")
-        path = scope["path"]
-        if self.api_key is None or path in OPEN_PATHS or path.startswith("/static/"):
-            return None
-        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
-        if scheme.lower() != b"bearer" or not secrets.compare_digest(token.strip(), self.api_key):
-            return ApiError(
-                401,
-                "a valid API key is required: send 'Authorization: Bearer <DOCQA_API_KEY>'",
-                code="invalid_api_key",
-                headers={"WWW-Authenticate": "Bearer"},
+        return self._key_refusal(scope, headers.get(b"authorization"))
+
+    def _key_refusal(self, scope: Scope, sent: bytes | None) -> ApiError | None:
+        """A wrong key, or none where one is needed; a client that sent too many wrong keys
+        lately is refused before its key is even compared."""
+        authorized = self.api_key is None
+        if sent is not None and self.api_key is not None:
+            client = (scope.get("client") or ("",))[0]
+            wait = self.wrong_keys.wait(client)
+            if wait:
+                return ApiError(
+                    429,
+                    f"too many wrong API keys from this address: try again in {wait} s",
+                    code="too_many_wrong_keys",
+                    headers={"Retry-After": str(wait)},
+                )
+            scheme, _, token = sent.partition(b" ")
+            authorized = scheme.lower() == b"bearer" and secrets.compare_digest(
+                token.strip(), self.api_key
             )
-        return None
+            if not authorized:
+                self.wrong_keys.add(client)
+        scope.setdefault("state", {})[AUTHORIZED] = authorized
+        path = scope["path"]
+        if authorized or (sent is None and (path in OPEN_PATHS or path.startswith("/static/"))):
+            return None
+        return ApiError(
+            401,
+            "a valid API key is required: send 'Authorization: Bearer <DOCQA_API_KEY>'",
+            code="invalid_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+class WrongKeys:
+    """The times of the last wrong keys from each client address: `limit` at most per address
+    and WRONG_KEY_CLIENTS addresses (the one that failed longest ago is forgotten first)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._times: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def wait(self, client: str) -> int:
+        """Seconds until `client` may send a key again (0: now): until the oldest of its
+        last `limit` wrong keys is a minute old."""
+        times = self._times.get(client)
+        if times is None or len(times) < self.limit:
+            return 0
+        return max(0, math.ceil(times[0] + WRONG_KEY_WINDOW_S - time.monotonic()))
+
+    def add(self, client: str) -> None:
+        times = self._times.pop(client, None) or deque(maxlen=self.limit)
+        times.append(time.monotonic())
+        self._times[client] = times
+        if len(self._times) > WRONG_KEY_CLIENTS:
+            self._times.popitem(last=False)
+
+
+def key_weakness(key: str) -> str | None:
+    """Why `key` is too weak to guard a server beyond loopback, or None."""
+    if len(key) < MIN_KEY_CHARS:
+        return f"it has {len(key)} of the {MIN_KEY_CHARS} characters needed"
+    bits = sum(n * math.log2(len(key) / n) for n in Counter(key).values())
+    if bits < MIN_KEY_BITS:
+        return f"its characters repeat too much (about {bits:.0f} bits; {MIN_KEY_BITS} needed)"
+    return None
 
 
 def is_loopback(host: str) -> bool:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from docqa.config import InvalidSampling, Sampling, ServerSettings
 from docqa.jobs.runner import AnswerRequest
 from docqa.server.errors import ApiError
+from docqa.text import invalid_character
 
 MODEL_ID = "docqa"
 
@@ -213,7 +214,10 @@ def _checked_k(k: int | None, limits: ServerSettings) -> int | None:
 
 
 def _check_text(name: str, text: str, limit: int) -> None:
+    """A question or chat message: not too long, not empty, and text at all."""
     if len(text) > limit:
         raise ApiError(400, f"{name} is longer than {limit} characters", param=name)
+    if (problem := invalid_character(text)) is not None:
+        raise ApiError(400, f"{name} holds {problem}", param=name, code="invalid_character")
     if name.endswith("question") and not text.strip():
         raise ApiError(400, f"{name} is empty", param=name)

@@ -7,27 +7,22 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from docqa import __version__
+from docqa.server.guards import AUTHORIZED
 from docqa.server.state import Served
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-# The page runs only its own script and styles: nothing a document holds can add any.
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-    "img-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-}
 
 router = APIRouter()
 
 
 @router.get("/", include_in_schema=False)
 def page() -> FileResponse:
-    """The web page: chat, documents and settings, over this API."""
-    return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+    """The web page: chat, documents and settings, over this API (its policy: headers.py)."""
+    return FileResponse(STATIC / "index.html")
 
 
 @router.get("/v1/info")
@@ -52,12 +47,14 @@ def info(state: Served) -> dict[str, Any]:
 
 
 @router.get("/healthz")
-async def healthz(state: Served) -> JSONResponse:
-    """Whether questions can be answered now: index and model loaded, queue reachable."""
+async def healthz(request: Request, state: Served) -> JSONResponse:
+    """Whether questions can be answered now: index and model loaded, queue reachable. What
+    is loaded, and which workers run, only for a request with the key (when one is set)."""
     health = await anyio.to_thread.run_sync(state.executor.health)
     ready = health["index"]["loaded"] and health["model"]["loaded"] and health["queue"]["reachable"]
+    details = health if getattr(request.state, AUTHORIZED) else {}
     return JSONResponse(
-        {"status": "ok" if ready else "unavailable", **health},
+        {"status": "ok" if ready else "unavailable", **details},
         status_code=200 if ready else 503,
     )
 

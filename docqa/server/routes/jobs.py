@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from docqa.jobs.board import JobRecord
 from docqa.jobs.runner import cancel_queued
-from docqa.server.errors import ApiError
+from docqa.server.errors import ApiError, public_error
 from docqa.server.following import submit
 from docqa.server.schemas import AskBody, ask_request
 from docqa.server.state import Served, ServerState
@@ -25,7 +25,7 @@ async def create_job(body: AskBody, state: Served) -> dict[str, Any]:
 
 @router.get("/{job_id}")
 def get_job(job_id: str, state: Served) -> dict[str, Any]:
-    return _job(state, job_id).public()
+    return _public(_job(state, job_id))
 
 
 @router.delete("/{job_id}")
@@ -36,7 +36,14 @@ def cancel_job(job_id: str, state: Served) -> dict[str, Any]:
         state.executor.board.request_cancel(job_id)
         if record.status == "queued":
             cancel_queued(state.executor.board, job_id)
-    return _job(state, job_id).public()
+    return _public(_job(state, job_id))
+
+
+def _public(record: JobRecord) -> dict[str, Any]:
+    shown = record.public()
+    if record.error is not None:
+        shown["error"] = public_error(record.error)
+    return shown
 
 
 def _job(state: ServerState, job_id: str) -> JobRecord:

@@ -65,8 +65,9 @@ setInterval(refreshStatus, STATUS_EVERY_MS);
 // Status: index, model, queue.
 async function refreshStatus() {
   try {
-    const health = await (await fetch("/healthz")).json();
-    const index = health.index || {};
+    const health = await (await fetch("/healthz", { headers: headers() })).json();
+    if (!health.index) return; // what is loaded is shown only for the server's key
+    const index = health.index;
     const model = health.model || {};
     const name = model.name || (model.workers && model.workers[0] && model.workers[0].model);
     const parts = [];
