@@ -32,6 +32,12 @@ class _Section(BaseModel):
 class PathSettings(_Section):
     data: Path = Field(Path("data"), description="Folder searched (recursively) for PDF files.")
     vectorstore: Path = Field(Path("vectorstore"), description="Folder that holds the index.")
+    collections: Path = Field(
+        Path("collections"),
+        description="Folder of the named collections (`docqa collections`): each one's index, "
+        "and its data folder unless it was created with --data. The default collection is "
+        "paths.data and paths.vectorstore.",
+    )
 
 
 class EmbeddingSettings(_Section):
@@ -458,6 +464,7 @@ def _anchor_paths(settings: Settings, root: Path) -> Settings:
                 update={
                     "data": anchored(settings.paths.data),
                     "vectorstore": anchored(settings.paths.vectorstore),
+                    "collections": anchored(settings.paths.collections),
                 }
             ),
             "llm": settings.llm.model_copy(

@@ -37,8 +37,9 @@ from docqa.answer.results import (
 from docqa.answer.retrieval import retrieve
 from docqa.answer.revision import RevisionPolicy
 from docqa.answer.routing import Library, Route
+from docqa.answer.selection import Selection, nothing_selected
 from docqa.config import Sampling, Settings
-from docqa.errors import DocqaError, VectorStoreError
+from docqa.errors import DocqaError, UsageError, VectorStoreError
 from docqa.index.embeddings import Embedder
 from docqa.index.generations import current_generation
 from docqa.index.store import Hit, VectorStore
@@ -66,6 +67,7 @@ class QAService:
     _llm: LocalLLM | None = None
     _reader: ReaderProfile | None = None
     _library: Library | None = None
+    selection: Selection | None = None  # the documents questions are limited to (None: all)
 
     def load(self, with_llm: bool = True) -> None:
         """Open and verify the index and load the embedding model, and the LLM if asked."""
@@ -75,6 +77,18 @@ class QAService:
         if with_llm:
             self.load_llm()
         self.load_s += time.perf_counter() - started
+
+    def limited(self, selection: Selection | None) -> QAService:
+        """This service, its loaded index and models shared, answering only from the selected
+        documents."""
+        return replace(self, selection=selection)
+
+    def over(self, settings: Settings) -> QAService:
+        """A service loaded over other folders (another collection), sharing this one's
+        models."""
+        service = QAService(settings, self.explicit_model, _embedder=self._embedder, _llm=self._llm)
+        service.load()
+        return service
 
     def load_llm(self) -> None:
         """Load the LLM (once), even before there is an index to answer from."""
@@ -169,9 +183,24 @@ class QAService:
         question = clean_question(question)
         route = route or self.route(question)
         vector = self._embedder.embed([question])[0]
-        within = self._store.mask(route.documents) if route.documents is not None else None
+        store = self._store
+        within = store.mask(route.documents) if route.documents is not None else None
+        only = store.mask(self._selected(store)) if self.selection is not None else None
         settings = self.settings.retrieval
-        return retrieve(self._store, vector, question, k or self.reader.k, settings, within)
+        return retrieve(store, vector, question, k or self.reader.k, settings, within, only)
+
+    def _selected(self, store: VectorStore) -> frozenset[int]:
+        """The documents of the selection, or a UsageError saying what there is."""
+        assert self.selection is not None
+        chosen = frozenset(
+            number
+            for number, (entry, _, _) in enumerate(store.spans)
+            if self.selection.matches(store.names_of(entry.source), entry.identity)
+        )
+        if not chosen:
+            documents = [(entry.source, entry.identity) for entry, _, _ in store.spans]
+            raise UsageError(nothing_selected(self.selection, documents))
+        return chosen
 
     def retrieve_only(self, question: str, k: int | None = None) -> Answer:
         started = time.perf_counter()

@@ -50,12 +50,17 @@ def retrieve(
     k: int,
     settings: RetrievalSettings,
     within: np.ndarray | None = None,
+    only: np.ndarray | None = None,
 ) -> list[Hit]:
     """The k chunks for a question, best first; each scored by cosine similarity. `within`
     (a mask over chunk ids: the documents routing chose) restricts both searches to those
-    chunks (routing `filter`), or lifts them above the rest (`boost`)."""
+    chunks (routing `filter`), or lifts them above the rest (`boost`); `only` (the documents
+    a user selected) restricts them always."""
     pool = max(settings.candidates, k)
     allowed = within if settings.routing == "filter" else None
+    if only is not None:
+        narrowed = only if allowed is None else allowed & only
+        allowed = narrowed if narrowed.any() else only
     nearest = store.nearest(query, pool, allowed)
     cosine = dict(nearest)
     rankings = []

@@ -1,4 +1,4 @@
-"""The `docqa` command line: ingest, ask, chat, eval, status, convert, serve and worker
+"""The `docqa` command line: ingest, ask, chat, eval, status, collections, convert, serve and worker
 (ingest.py and main.py run ingest and ask)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import typer
 
 from docqa.cli.ask import ask
 from docqa.cli.chat import chat
+from docqa.cli.collections import app as collections_app
 from docqa.cli.convert import convert
 from docqa.cli.evaluate import evaluate
 from docqa.cli.ingest import ingest
@@ -34,6 +35,7 @@ app.command("meta")(meta)
 app.command("convert")(convert)
 app.command("serve")(serve)
 app.command("worker")(worker)
+app.add_typer(collections_app, name="collections")
 
 _COMMANDS: dict[str, Callable[..., None]] = {"ingest": ingest, "ask": ask}
 

@@ -10,16 +10,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from docqa.cli.common import (
+    CollectionOption,
     ConfigOption,
     DebugOption,
     ModelOption,
+    SourceOption,
     VectorstoreOption,
+    WhereOption,
     checked_question,
     chosen_sampling,
+    command_settings,
     loaded_service,
     note,
     process_start,
     run,
+    selection,
     with_sampling_flags,
 )
 from docqa.errors import ExitCode, UsageError
@@ -49,6 +54,9 @@ def ask(
     k: KOption = None,
     model: ModelOption = None,
     vectorstore: VectorstoreOption = None,
+    collection: CollectionOption = None,
+    source: SourceOption = None,
+    where: WhereOption = None,
     json_output: Annotated[
         bool,
         typer.Option(
@@ -92,7 +100,6 @@ def ask(
             sources_text,
             timings_text,
         )
-        from docqa.config import load_settings
 
         if (question is None) == (questions_file is None):
             raise UsageError("give either a QUESTION or --questions-file FILE")
@@ -104,12 +111,14 @@ def ask(
         if question is not None:
             checked_question(question)
         questions = read_questions(questions_file) if questions_file is not None else None
-        settings = load_settings(
+        settings = command_settings(
             config,
             {"paths": {"vectorstore": vectorstore}, "llm": {"model": model}, "retrieval": {"k": k}},
+            collection,
         )
         sampling = chosen_sampling(settings.llm.sampling, sampling_flags)
-        service = loaded_service(settings, model, with_llm=not retrieve_only)
+        limited_to = selection(source, where)
+        service = loaded_service(settings, model, with_llm=not retrieve_only).limited(limited_to)
 
         def respond(text: str) -> Answer:
             if retrieve_only:

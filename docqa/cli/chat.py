@@ -19,14 +19,19 @@ import typer
 from docqa.cli.ask import KOption
 from docqa.cli.common import (
     SAMPLING_HELP,
+    CollectionOption,
     ConfigOption,
     DebugOption,
     ModelOption,
+    SourceOption,
     VectorstoreOption,
+    WhereOption,
     checked_question,
     chosen_sampling,
+    command_settings,
     loaded_service,
     run,
+    selection,
     with_sampling_flags,
 )
 from docqa.config import SAMPLING_NAMES, InvalidSampling
@@ -35,6 +40,7 @@ from docqa.errors import DocqaError, ExitCode
 if TYPE_CHECKING:
     from docqa.answer.conversation import Conversation
     from docqa.answer.results import Answer
+    from docqa.config import Settings
 
 HELP = """Commands:
   /sources          the sources of the last answer, in full
@@ -42,6 +48,7 @@ HELP = """Commands:
   /set NAME VALUE   a generation setting: temperature, top_k, top_p, min_p, repeat_penalty,
                     max_tokens, seed  (/set alone shows them)
   /reset            start a new conversation
+  /collection NAME  start a new conversation over another collection
   /save FILE        write the conversation, with sources, as markdown
   /help             this help
   /exit             leave (or Ctrl-D); Ctrl-C stops an answer"""
@@ -52,6 +59,9 @@ def chat(
     k: KOption = None,
     model: ModelOption = None,
     vectorstore: VectorstoreOption = None,
+    collection: CollectionOption = None,
+    source: SourceOption = None,
+    where: WhereOption = None,
     json_output: Annotated[
         bool,
         typer.Option(
@@ -68,27 +78,30 @@ def chat(
 
     def body() -> ExitCode:
         from docqa.answer.conversation import Conversation
-        from docqa.config import load_settings
 
-        settings = load_settings(
-            config,
-            {"paths": {"vectorstore": vectorstore}, "llm": {"model": model}, "retrieval": {"k": k}},
-        )
+        overrides: dict[str, dict[str, Any]] = {
+            "paths": {"vectorstore": vectorstore},
+            "llm": {"model": model},
+            "retrieval": {"k": k},
+        }
+        settings = command_settings(config, overrides, collection)
+        base = command_settings(config, overrides, None)  # what /collection NAME starts from
         sampling = chosen_sampling(settings.chat_sampling, sampling_flags)
-        service = loaded_service(settings, model, with_llm=True)
+        limited_to = selection(source, where)
+        service = loaded_service(settings, model, with_llm=True).limited(limited_to)
         conversation = Conversation(service, sampling, k, settings.chat.rewrite)
         if isinstance(sys.stdin, io.TextIOWrapper):  # bytes not UTF-8: refused as a question
             sys.stdin.reconfigure(errors="surrogateescape")
         if sys.stdin.isatty():
-            _interactive(conversation)
+            _interactive(conversation, base)
         else:
-            _piped(conversation, json_output)
+            _piped(conversation, base, json_output)
         return ExitCode.OK
 
     run(debug, body)
 
 
-def _interactive(conversation: Conversation) -> None:
+def _interactive(conversation: Conversation, base: Settings) -> None:
     import readline  # noqa: F401  line editing and arrow-key history for input()
 
     from docqa.cli.render import print_answer
@@ -107,7 +120,7 @@ def _interactive(conversation: Conversation) -> None:
             continue
         try:
             if line.startswith("/"):
-                if _command(conversation, line, print) == "exit":
+                if _command(conversation, line, print, base) == "exit":
                     return
                 continue
             with closing(conversation.stream(checked_question(line))) as events:
@@ -119,7 +132,7 @@ def _interactive(conversation: Conversation) -> None:
             print(f"error: {exc}", file=sys.stderr)
 
 
-def _piped(conversation: Conversation, json_output: bool) -> None:
+def _piped(conversation: Conversation, base: Settings, json_output: bool) -> None:
     from docqa.answer.results import final_answer
     from docqa.cli.render import answer_json
 
@@ -128,7 +141,8 @@ def _piped(conversation: Conversation, json_output: bool) -> None:
         if not line or line.startswith("#"):
             continue
         if line.startswith("/"):
-            if _command(conversation, line, lambda text: print(text, file=sys.stderr)) == "exit":
+            say = lambda text: print(text, file=sys.stderr)  # noqa: E731  answers go to stdout
+            if _command(conversation, line, say, base) == "exit":
                 return
             continue
         answer = final_answer(conversation.stream(checked_question(line)))
@@ -145,8 +159,11 @@ def _footer(answer: Answer) -> str:
     return f"{sources}\n({t.total_s:.2f} s{first})"
 
 
-def _command(conversation: Conversation, line: str, say: Callable[[str], None]) -> str | None:
-    """Carry out a /command; "exit" when the conversation should end."""
+def _command(
+    conversation: Conversation, line: str, say: Callable[[str], None], base: Settings
+) -> str | None:
+    """Carry out a /command; "exit" when the conversation should end. /collection switches
+    from `base` (the settings without a collection) to a collection's folders."""
     from docqa.cli.render import sources_text
 
     name, _, argument = line[1:].partition(" ")
@@ -169,6 +186,8 @@ def _command(conversation: Conversation, line: str, say: Callable[[str], None]) 
             say(f"(k = {conversation.k})")
     elif name == "set":
         say(_set(conversation, argument))
+    elif name == "collection":
+        say(_switch(conversation, argument, base))
     elif name == "save":
         if not argument:
             say("error: /save takes a file name")
@@ -183,6 +202,20 @@ def _command(conversation: Conversation, line: str, say: Callable[[str], None]) 
     else:
         say(f"error: unknown command /{name}: /help lists them")
     return None
+
+
+def _switch(conversation: Conversation, name: str, base: Settings) -> str:
+    """/collection NAME: a new conversation over that collection, the models kept loaded."""
+    from docqa.collection import in_collection
+
+    if not name:
+        return "error: /collection takes a name (docqa collections list)"
+    try:
+        conversation.service = conversation.service.over(in_collection(base, name))
+    except DocqaError as exc:
+        return f"error: {exc}"
+    conversation.reset()
+    return f"(new conversation, over collection {name})"
 
 
 # /set's names for the generation settings: as users name them (max_tokens), in --help's order.

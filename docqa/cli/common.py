@@ -18,6 +18,7 @@ from docqa.errors import DocqaError, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from docqa.answer.qa import QAService
+    from docqa.answer.selection import Selection
     from docqa.config import Sampling, Settings
 
 ConfigOption = Annotated[
@@ -40,6 +41,32 @@ VectorstoreOption = Annotated[
     Path | None,
     typer.Option(
         "--vectorstore", help="Index folder (default from config.yml).", resolve_path=True
+    ),
+]
+
+CollectionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--collection",
+        help="Use this collection's data folder and index (docqa collections list); default: "
+        "paths.data and paths.vectorstore.",
+    ),
+]
+
+SourceOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--source",
+        help="Answer only from files whose path below the data folder matches this glob "
+        "(repeatable: any of them).",
+    ),
+]
+WhereOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where",
+        help="Answer only from documents that are this: org=NAME, period=FY2022, "
+        "kind=10-K, title=WORDS (repeatable: all of them).",
     ),
 ]
 
@@ -121,6 +148,28 @@ def checked_question(text: str, where: str = "") -> str:
     if (problem := invalid_character(text)) is not None:
         raise UsageError(f"{where}the question holds {problem}")
     return text
+
+
+def command_settings(
+    config: Path | None, overrides: dict[str, dict[str, Any]], collection: str | None
+) -> Settings:
+    """A command's settings: config file, environment, its flags; in the folders of
+    `collection` when it names one (then without --data or --vectorstore)."""
+    from docqa.collection import in_collection
+    from docqa.config import load_settings
+
+    if collection is not None and any(overrides.get("paths", {}).values()):
+        raise UsageError(
+            "--collection chooses the data folder and the index: leave out --data and --vectorstore"
+        )
+    return in_collection(load_settings(config, overrides), collection)
+
+
+def selection(sources: list[str] | None, where: list[str] | None) -> Selection | None:
+    """The documents --source and --where limit questions to (None: all), checked."""
+    from docqa.answer.selection import Selection
+
+    return Selection.parse(sources or [], where or [])
 
 
 def loaded_service(settings: Settings, model: Path | None, with_llm: bool) -> QAService:

@@ -10,10 +10,12 @@ from typing import Annotated, Any
 import typer
 
 from docqa.cli.common import (
+    CollectionOption,
     ConfigOption,
     DebugOption,
     ModelOption,
     VectorstoreOption,
+    command_settings,
     loaded_service,
     note,
     run,
@@ -61,6 +63,7 @@ def evaluate(
     ] = None,
     model: ModelOption = None,
     vectorstore: VectorstoreOption = None,
+    collection: CollectionOption = None,
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -70,10 +73,9 @@ def evaluate(
         from docqa.answer.evaluation import ItemResult, load_questions
         from docqa.answer.evaluation import evaluate as run_evaluation
         from docqa.answer.measures import difference_table, paired_difference
-        from docqa.config import load_settings
 
-        settings = load_settings(
-            config, {"paths": {"vectorstore": vectorstore}, "llm": {"model": model}}
+        settings = command_settings(
+            config, {"paths": {"vectorstore": vectorstore}, "llm": {"model": model}}, collection
         )
         items = load_questions(questions)
         previous = read_results(compare) if compare else None

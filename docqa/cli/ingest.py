@@ -8,13 +8,23 @@ from typing import Annotated
 
 import typer
 
-from docqa.cli.common import ConfigOption, DataOption, DebugOption, VectorstoreOption, note, run
+from docqa.cli.common import (
+    CollectionOption,
+    ConfigOption,
+    DataOption,
+    DebugOption,
+    VectorstoreOption,
+    command_settings,
+    note,
+    run,
+)
 from docqa.errors import ExitCode
 
 
 def ingest(
     data: DataOption = None,
     vectorstore: VectorstoreOption = None,
+    collection: CollectionOption = None,
     rebuild: Annotated[
         bool,
         typer.Option("--rebuild", help="Read and embed every file again, ignoring what is known."),
@@ -28,10 +38,10 @@ def ingest(
     def body() -> ExitCode:
         from docqa.cli.progress import RichIngestProgress
         from docqa.cli.render import ingest_summary
-        from docqa.config import load_settings
         from docqa.index.ingest import ingest as ingest_pdfs
 
-        settings = load_settings(config, {"paths": {"data": data, "vectorstore": vectorstore}})
+        paths = {"data": data, "vectorstore": vectorstore}
+        settings = command_settings(config, {"paths": paths}, collection)
         progress = RichIngestProgress() if sys.stderr.isatty() else None
         with progress or nullcontext():
             report = ingest_pdfs(settings, progress, rebuild=rebuild)

@@ -6,13 +6,22 @@ from typing import Annotated
 
 import typer
 
-from docqa.cli.common import ConfigOption, DataOption, DebugOption, VectorstoreOption, run
+from docqa.cli.common import (
+    CollectionOption,
+    ConfigOption,
+    DataOption,
+    DebugOption,
+    VectorstoreOption,
+    command_settings,
+    run,
+)
 from docqa.errors import ExitCode
 
 
 def status(
     data: DataOption = None,
     vectorstore: VectorstoreOption = None,
+    collection: CollectionOption = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     config: ConfigOption = None,
     debug: DebugOption = False,
@@ -21,10 +30,10 @@ def status(
 
     def body() -> ExitCode:
         from docqa.cli.render import status_json, status_text
-        from docqa.config import load_settings
         from docqa.index.status import index_status
 
-        settings = load_settings(config, {"paths": {"data": data, "vectorstore": vectorstore}})
+        paths = {"data": data, "vectorstore": vectorstore}
+        settings = command_settings(config, {"paths": paths}, collection)
         report = index_status(settings)
         print(status_json(report) if json_output else status_text(report, settings))
         return ExitCode.OK

@@ -178,6 +178,10 @@ class VectorStore:
         """The stored (normalised) vectors of some chunks, one row each."""
         return np.vstack([self._index.reconstruct(chunk_id) for chunk_id in chunk_ids])
 
+    def names_of(self, source: str) -> tuple[str, ...]:
+        """Every file name of a document: `source`, and its copies' names."""
+        return (source, *self._also.get(source, ()))
+
     def hit(self, chunk_id: int, score: float) -> Hit:
         chunk = self.chunks[chunk_id]
         also = self._also.get(chunk.source, ())
