@@ -17,6 +17,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -27,6 +28,10 @@ DEFAULT = "default"
 REGISTRY = "collection.yml"
 INDEX = "index"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+class CollectionExists(UsageError):
+    """A collection of that name is there already."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ def create(settings: Settings, name: str, data: Path | None = None) -> Collectio
         raise UsageError(f"{DEFAULT!r} is the collection of paths.data: it always exists")
     folder = settings.paths.collections / name
     if (folder / REGISTRY).exists():
-        raise UsageError(
+        raise CollectionExists(
             f"collection {name!r} exists already (its data: {find(settings, name).data})"
         )
     data = (data or folder / "data").resolve()
@@ -110,3 +115,16 @@ def in_collection(settings: Settings, name: str | None) -> Settings:
         update={"data": collection.data, "vectorstore": collection.vectorstore}
     )
     return settings.model_copy(update={"paths": paths})
+
+
+def described(collection: Collection) -> dict[str, Any]:
+    """A collection's name, data folder, and what its index holds (files, chunks), if any."""
+    from docqa.errors import VectorStoreError
+    from docqa.index.manifest import read_manifest
+
+    summary = {"name": collection.name, "data": str(collection.data), "indexed": False}
+    try:
+        manifest, _ = read_manifest(collection.vectorstore)
+    except VectorStoreError:
+        return summary
+    return {**summary, "indexed": True, "files": len(manifest.files), "chunks": manifest.chunks}

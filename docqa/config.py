@@ -347,6 +347,12 @@ class ServerSettings(_Section):
     max_attempts: int = Field(
         3, ge=1, description="Times a question is tried when the worker running it dies."
     )
+    open_collections: int = Field(
+        4,
+        ge=1,
+        description="Collections besides the default whose index a server (or each worker "
+        "process) keeps open; the least recently asked is closed first.",
+    )
     # What a client may try (issue #33).
     wrong_keys_per_minute: int = Field(
         10,

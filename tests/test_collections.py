@@ -5,9 +5,12 @@ the search (the fast tests on the fake embedding; the command line on the real m
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from docqa.answer.qa import QAService
 from docqa.answer.selection import Selection
@@ -15,12 +18,15 @@ from docqa.collection import DEFAULT, checked_name, collections, create, delete,
 from docqa.config import Settings
 from docqa.errors import UsageError
 from docqa.index.ingest import ingest
-from tests.fixtures.fakes import fake_embedder
+from docqa.server.app import create_app
+from docqa.server.executors import InlineExecutor
+from tests.fixtures.fakes import fake_embedder, scripted_llm
 from tests.fixtures.library import write_library
-from tests.fixtures.pdfs import write_sample
+from tests.fixtures.pdfs import SAMPLE_NAME, write_pdf, write_sample
 from tests.fixtures.projects import fake_settings, run_cli, write_documents
 
 QUESTION = "What were the total net sales for the third quarter?"
+FESTIVAL = "When is the annual harvest festival?"
 
 
 @pytest.mark.parametrize("name", ["a/b", "..", "../x", "a" * 300, "", "-x", "a b", "x\\y"])
@@ -147,3 +153,93 @@ def test_two_collections_never_answer_from_each_other(tmp_path: Path) -> None:
     assert deleted.returncode == 0, deleted.stderr
     assert (tmp_path / "collections" / "farm" / "data" / "orchard.pdf").exists()
     assert not (tmp_path / "collections" / "farm" / "index").exists()
+
+
+@pytest.fixture(scope="module")
+def two_collections(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The API over a project whose default collection holds the sample report and whose
+    collection "farm" the orchard and ferry documents (fake embedding, scripted model)."""
+    project = tmp_path_factory.mktemp("two")
+    write_sample(project / "data")
+    settings = fake_settings(project)
+    ingest(settings, embedder=fake_embedder())
+    write_documents(create(settings, "farm").data, broken=False)
+    ingest(in_collection(settings, "farm"), embedder=fake_embedder())
+    service = QAService(settings, _embedder=fake_embedder(), _llm=scripted_llm(settings))
+    service.load()
+    executor = InlineExecutor(settings, service)
+    try:
+        app = create_app(settings, executor, api_key=None)
+        with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+            yield client
+    finally:
+        executor.close()
+
+
+def test_the_api_answers_from_the_collection_asked(two_collections: TestClient) -> None:
+    client = two_collections
+    models = [model["id"] for model in client.get("/v1/models").json()["data"]]
+    assert models == ["docqa", "docqa/farm"]
+    farm = {"orchard.pdf", "travel/ferries.pdf"}
+    asked = client.post("/v1/ask", json={"question": FESTIVAL, "collection": "farm"}).json()
+    assert {source["source"] for source in asked["sources"]} <= farm
+    default = client.post("/v1/ask", json={"question": FESTIVAL}).json()
+    assert {source["source"] for source in default["sources"]} == {SAMPLE_NAME}
+    body = {"model": "docqa/farm", "messages": [{"role": "user", "content": FESTIVAL}]}
+    chat = client.post("/v1/chat/completions", json=body).json()
+    assert {source["source"] for source in chat["docqa"]["sources"]} <= farm
+    limited = {"question": FESTIVAL, "collection": "farm", "source": ["travel/*"]}
+    ferries = client.post("/v1/ask", json=limited).json()
+    assert {source["source"] for source in ferries["sources"]} == {"travel/ferries.pdf"}
+    extension = {**body, "model": "docqa", "docqa": {"collection": "farm", "source": ["travel/*"]}}
+    chat = client.post("/v1/chat/completions", json=extension).json()
+    assert {source["source"] for source in chat["docqa"]["sources"]} == {"travel/ferries.pdf"}
+
+
+def test_the_api_refuses_unknown_collections_and_unmatched_filters(
+    two_collections: TestClient,
+) -> None:
+    client = two_collections
+    unknown = client.post("/v1/ask", json={"question": FESTIVAL, "collection": "hr"})
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["message"] == "no collection 'hr': there are default, farm"
+    body = {"model": "docqa/hr", "messages": [{"role": "user", "content": FESTIVAL}]}
+    assert client.post("/v1/chat/completions", json=body).status_code == 404
+    bad = client.post("/v1/ask", json={"question": FESTIVAL, "collection": "../data"})
+    assert bad.status_code == 404
+    nothing = client.post("/v1/ask", json={"question": FESTIVAL, "where": {"org": "Tesla"}})
+    assert nothing.status_code == 400
+    assert nothing.json()["error"]["message"].startswith("no document matches --where org=Tesla")
+
+
+@pytest.mark.slow
+def test_collections_are_made_filled_and_deleted_over_http(
+    two_collections: TestClient, tmp_path: Path
+) -> None:
+    client = two_collections
+    listed = {c["name"]: c for c in client.get("/v1/collections").json()["data"]}
+    assert (listed["default"]["files"], listed["farm"]["files"]) == (1, 2)
+    assert all("data" not in c for c in listed.values())  # no server path is shown
+    assert client.post("/v1/collections", json={"name": "hr"}).status_code == 201
+    assert client.post("/v1/collections", json={"name": "hr"}).status_code == 409
+    assert client.post("/v1/collections", json={"name": "../x"}).status_code == 400
+    policy = write_pdf(tmp_path / "leave.pdf", ["Staff take 28 days of annual leave a year."])
+    upload = client.post(
+        "/v1/documents?collection=hr", files={"file": ("leave.pdf", policy.read_bytes())}
+    )
+    assert upload.status_code == 202, upload.text
+    job = upload.json()["job_id"]
+    while client.get(f"/v1/jobs/{job}").json()["status"] not in ("done", "failed"):
+        time.sleep(0.1)
+    assert client.get(f"/v1/jobs/{job}").json()["status"] == "done"
+    documents = client.get("/v1/documents?collection=hr").json()["data"]
+    assert [d["name"] for d in documents] == ["leave.pdf"]
+    assert len(client.get("/v1/documents?collection=farm").json()["data"]) == 2
+    asked = client.post("/v1/ask", json={"question": "How much leave?", "collection": "hr"})
+    assert asked.json()["sources"][0]["source"] == f"uploads/{upload.json()['id']}.pdf"
+    assert client.get("/v1/documents?collection=nowhere").status_code == 404
+    assert client.delete("/v1/collections/default").status_code == 400
+    assert client.delete("/v1/collections/hr").json() == {"name": "hr", "deleted": True}
+    assert (
+        client.post("/v1/ask", json={"question": "Leave?", "collection": "hr"}).status_code == 404
+    )

@@ -179,3 +179,34 @@ def _wait_for_workers(url: str, count: int) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"fewer than {count} workers: {health}")
+
+
+def test_workers_serve_every_collection_and_its_new_generations(
+    cluster: tuple[str, Redis, Path], tmp_path: Path
+) -> None:
+    url, _, _ = cluster
+    assert httpx.post(f"{url}/v1/collections", json={"name": "quarry"}).status_code == 201
+
+    def upload(name: str, text: str) -> str:
+        pdf = write_pdf(tmp_path / name, [text])
+        sent = httpx.post(
+            f"{url}/v1/documents?collection=quarry", files={"file": (name, pdf.read_bytes())}
+        )
+        assert sent.status_code == 202, sent.text
+        assert wait_for_job(url, sent.json()["job_id"])["status"] == "done"
+        return f"uploads/{sent.json()['id']}.pdf"
+
+    def first_source(question: str) -> str:
+        reply = openai_client(url).chat.completions.create(
+            model="docqa/quarry", messages=[{"role": "user", "content": question}]
+        )
+        extra = reply.model_extra or {}
+        return extra["docqa"]["sources"][0]["source"]
+
+    slate = upload("slate.pdf", "Heron Quarry\nThe Heron quarry ships 4,100 tonnes of slate.")
+    assert {first_source("How much slate does the Heron quarry ship?") for _ in range(4)} == {slate}
+    granite = upload("granite.pdf", "Osprey Pit\nThe Osprey pit cuts 800 tonnes of granite.")
+    for _ in range(4):  # both workers, each on the collection's new generation
+        assert first_source("How much granite does the Osprey pit cut?") == granite
+    default = httpx.post(f"{url}/v1/ask", json={"question": QUESTION}, timeout=120).json()
+    assert default["sources"][0]["source"] == SOURCE  # the default collection is untouched

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from docqa.cli.common import ConfigOption, DebugOption, command_settings, run
 from docqa.errors import ExitCode, UsageError
-
-if TYPE_CHECKING:
-    from docqa.collection import Collection
 
 app = typer.Typer(
     help="Separate document sets: each a name with its own data folder and index.",
@@ -33,9 +30,9 @@ def list_collections(
     def body() -> ExitCode:
         import json
 
-        from docqa.collection import collections
+        from docqa.collection import collections, described
 
-        listed = [_described(c) for c in collections(command_settings(config, {}, None))]
+        listed = [described(c) for c in collections(command_settings(config, {}, None))]
         if json_output:
             print(json.dumps({"collections": listed}, ensure_ascii=False))
             return ExitCode.OK
@@ -103,15 +100,3 @@ def delete(
         return ExitCode.OK
 
     run(debug, body)
-
-
-def _described(collection: Collection) -> dict[str, Any]:
-    from docqa.errors import VectorStoreError
-    from docqa.index.manifest import read_manifest
-
-    described = {"name": collection.name, "data": str(collection.data), "indexed": False}
-    try:
-        manifest, _ = read_manifest(collection.vectorstore)
-    except VectorStoreError:
-        return described
-    return {**described, "indexed": True, "files": len(manifest.files), "chunks": manifest.chunks}

@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from docqa.answer.selection import Selection
+from docqa.collection import DEFAULT
 from docqa.errors import DocqaError, ExitCode
 from docqa.index.report import IngestProgress
 from docqa.jobs.board import JobBoard, closing_events
 
 if TYPE_CHECKING:
     from docqa.answer.qa import QAService
+    from docqa.answer.services import CollectionServices
     from docqa.config import Settings
     from docqa.index.report import IngestReport
 
@@ -37,6 +40,8 @@ class AnswerRequest(BaseModel):
     conversation: bool = False  # answered as a chat turn (follow-ups made stand-alone)
     k: int | None = None
     sampling: dict[str, Any]  # the full generation settings, validated by the front end
+    collection: str = DEFAULT  # whose documents answer it
+    selection: Selection | None = None  # the documents it is limited to (None: all)
 
 
 class JobFailed(Exception):
@@ -62,21 +67,23 @@ def error_info(exc: BaseException) -> dict[str, str]:
 
 
 def run_answer(
-    service: QAService,
+    services: CollectionServices,
     board: JobBoard,
     job_id: str,
     request: AnswerRequest,
     settings: Settings,
 ) -> None:
-    """Answer a queued question, publishing its events; a job already finished (by an earlier
-    delivery of the same task) is left alone."""
+    """Answer a queued question from its collection's service, publishing its events; a job
+    already finished (by an earlier delivery of the same task) is left alone."""
     if not _begin(board, job_id, settings.server.max_attempts):
         return
     from docqa.answer.results import answer_dict, event_dict
 
     deadline = time.monotonic() + settings.server.request_timeout_s
     try:
+        service = services.get(request.collection)
         service.refresh()
+        service = service.limited(request.selection)
         result = None
         next_check = 0.0
         with closing(_events(service, request, settings)) as events:

@@ -171,3 +171,27 @@ class Documents:
             raise ApiError(
                 415, f"the file is not a readable PDF: {exc}", "file", "not_pdf"
             ) from exc
+
+
+class CollectionDocuments:
+    """Each collection's Documents (one per collection: its upload lock guards its quota)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._sets: dict[str, Documents] = {}
+        self._lock = threading.Lock()
+
+    def of(self, name: str | None) -> Documents:
+        """The documents of collection `name` (None: the default), or a 404."""
+        from docqa.collection import DEFAULT, in_collection
+        from docqa.errors import UsageError
+
+        name = name or DEFAULT
+        try:
+            settings = in_collection(self.settings, name)
+        except UsageError as exc:
+            raise ApiError(404, str(exc), param="collection") from None
+        with self._lock:
+            if name not in self._sets:
+                self._sets[name] = Documents(settings)
+            return self._sets[name]

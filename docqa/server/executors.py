@@ -14,6 +14,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from docqa.collection import DEFAULT
 from docqa.errors import DocqaError
 from docqa.jobs.board import BoardUnavailable, JobBoard, JobRecord, MemoryBoard, RedisBoard
 from docqa.jobs.runner import AnswerRequest, cancel_queued, run_answer, run_ingest
@@ -46,7 +47,8 @@ class Executor:
         self.settings = settings
         self.board = board
         self._ingest_lock = threading.Lock()
-        self._ingest_waiting: str | None = None  # a queued ingest, which covers later uploads
+        # The queued ingest of each collection, which covers later uploads to it.
+        self._ingest_waiting: dict[str, str] = {}
         self._ingest_thread: threading.Thread | None = None
         self._durations: deque[float] = deque(maxlen=32)
 
@@ -76,15 +78,17 @@ class Executor:
         self.board.create(record)
         return record
 
-    def submit_ingest(self) -> str:
-        """An ingest job: started now, or run after the one running (which may have scanned
-        the data folder before the latest upload)."""
+    def submit_ingest(self, collection: str | None = None) -> str:
+        """An ingest job of a collection (None: the default): started now, or run after the
+        one running (which may have scanned the data folder before the latest upload)."""
+        collection = collection or DEFAULT
         with self._ingest_lock:
-            waiting = self._ingest_waiting and self.board.get(self._ingest_waiting)
+            queued = self._ingest_waiting.get(collection)
+            waiting = queued and self.board.get(queued)
             if waiting and not waiting.finished:  # not cancelled while it waited
                 return waiting.id
             job_id = self.new_record("ingest").id
-            self._ingest_waiting = job_id
+            self._ingest_waiting[collection] = job_id
             if self._ingest_thread is None or not self._ingest_thread.is_alive():
                 self._ingest_thread = threading.Thread(
                     target=self._ingest_loop, name="docqa-ingest", daemon=True
@@ -93,14 +97,22 @@ class Executor:
             return job_id
 
     def _ingest_loop(self) -> None:
+        from docqa.collection import in_collection
+
         while True:
             with self._ingest_lock:
-                job_id, self._ingest_waiting = self._ingest_waiting, None
-                if job_id is None:
+                if not self._ingest_waiting:
                     self._ingest_thread = None
                     return
+                collection = next(iter(self._ingest_waiting))
+                job_id = self._ingest_waiting.pop(collection)
             # Each question's runner switches to the new index before it starts.
-            run_ingest(self.settings, self.board, job_id)
+            try:
+                settings = in_collection(self.settings, collection)
+            except DocqaError:  # deleted since
+                cancel_queued(self.board, job_id)
+                continue
+            run_ingest(settings, self.board, job_id)
             self.ingested()
 
     def ingested(self) -> None:
@@ -113,8 +125,11 @@ class InlineExecutor(Executor):
     mode = "inline"
 
     def __init__(self, settings: Settings, service: QAService) -> None:
+        from docqa.answer.services import CollectionServices
+
         super().__init__(settings, MemoryBoard(settings.server.job_ttl_s))
-        self.service = service
+        self.service = service  # the default collection's
+        self.services = CollectionServices(service, settings.server.open_collections)
         self._queue: queue.Queue[tuple[str, AnswerRequest] | None] = queue.Queue(
             maxsize=settings.server.max_queue
         )
@@ -143,12 +158,13 @@ class InlineExecutor(Executor):
             except queue.Empty:
                 if self._stale.is_set():  # load a new index before a question needs it
                     self._stale.clear()
-                    with contextlib.suppress(DocqaError):
-                        self.service.refresh()
+                    for service in self.services.opened():
+                        with contextlib.suppress(DocqaError):
+                            service.refresh()
                 continue
             if item is None:
                 return
-            run_answer(self.service, self.board, item[0], item[1], self.settings)
+            run_answer(self.services, self.board, item[0], item[1], self.settings)
 
     def ingested(self) -> None:
         self._stale.set()  # the answer loop, the service's one user, switches to it

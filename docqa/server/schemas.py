@@ -8,7 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from docqa.config import InvalidSampling, Sampling, ServerSettings
+from docqa.answer.selection import Selection
+from docqa.collection import DEFAULT, find
+from docqa.config import InvalidSampling, Sampling, ServerSettings, Settings
+from docqa.errors import UsageError
 from docqa.jobs.runner import AnswerRequest
 from docqa.server.errors import ApiError
 from docqa.text import invalid_character
@@ -26,7 +29,34 @@ class _Generation(BaseModel):
     stop: str | list[str] | None = None
 
 
-class AskBody(_Generation):
+class DocumentChoice(BaseModel):
+    """Which documents answer: a collection (the default when left out), and within it the
+    files (`source` globs, any of them) and documents (`where`: org, period, kind, title —
+    all of them) a question is limited to, as --collection, --source and --where."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str | None = None
+    source: list[str] = Field([], max_length=16)
+    where: dict[str, str] = Field({}, max_length=8)
+
+    def applied(self, request: AnswerRequest, settings: Settings) -> AnswerRequest:
+        """`request` asked of these documents: 404 for a collection there is not, 400 for a
+        selection that cannot be read."""
+        name = self.collection or DEFAULT
+        try:
+            find(settings, name)
+        except UsageError as exc:
+            raise ApiError(404, str(exc), param="collection") from None
+        where = [f"{key}={value}" for key, value in self.where.items()]
+        try:
+            selection = Selection.parse(self.source, where)
+        except UsageError as exc:
+            raise ApiError(400, str(exc), param="where") from None
+        return request.model_copy(update={"collection": name, "selection": selection})
+
+
+class AskBody(_Generation, DocumentChoice):
     """POST /v1/ask and POST /v1/jobs."""
 
     model_config = ConfigDict(extra="forbid")
@@ -72,6 +102,15 @@ class ChatBody(_Generation):
     n: int = 1
     tools: list[Any] | None = None
     k: int | None = Field(None, ge=1)
+    docqa: DocumentChoice = DocumentChoice()  # docqa's extension: the documents asked
+
+    def documents(self) -> DocumentChoice:
+        """The documents asked: the collection `model` names ("docqa/<name>"), or the
+        extension's."""
+        named = self.model.removeprefix(MODEL_ID).removeprefix("/") or None
+        if named and self.docqa.collection not in (None, named):
+            raise ApiError(400, f"model names {named!r}, docqa.collection another", "model")
+        return self.docqa.model_copy(update={"collection": named or self.docqa.collection})
 
 
 def ask_request(body: AskBody, defaults: Sampling, limits: ServerSettings) -> AnswerRequest:

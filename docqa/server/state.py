@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from docqa.answer.profiles import ReaderProfile
 from docqa.config import ServerSettings, Settings
-from docqa.server.documents import Documents
+from docqa.server.documents import CollectionDocuments
 from docqa.server.executors import Executor
 from docqa.server.metrics import Metrics
 
@@ -20,7 +20,7 @@ class ServerState:
     settings: Settings
     executor: Executor
     metrics: Metrics
-    documents: Documents
+    documents: CollectionDocuments  # each collection's
     reader: ReaderProfile  # the defaults /v1/info reports
 
     @property

@@ -22,7 +22,7 @@ from docqa.jobs.celery_app import ANSWER_TASK, QUEUE, make_celery
 from docqa.jobs.runner import AnswerRequest, process_name, run_answer
 
 if TYPE_CHECKING:
-    from docqa.answer.qa import QAService
+    from docqa.answer.services import CollectionServices
 
 
 @dataclass
@@ -31,7 +31,7 @@ class _Process:
 
     settings: Settings
     board: RedisBoard
-    service: QAService | None = None
+    services: CollectionServices | None = None
 
 
 _process: _Process | None = None
@@ -49,8 +49,8 @@ def run_worker(settings: Settings, url: str, name: str, concurrency: int) -> Non
     @app.task(name=ANSWER_TASK)
     def answer(job_id: str, request: dict[str, Any]) -> None:
         assert _process is not None
-        assert _process.service is not None
-        run_answer(_process.service, _process.board, job_id, AnswerRequest(**request), settings)
+        assert _process.services is not None
+        run_answer(_process.services, _process.board, job_id, AnswerRequest(**request), settings)
 
     worker_process_init.connect(_load, weak=False)
     app.worker_main(
@@ -70,12 +70,14 @@ def run_worker(settings: Settings, url: str, name: str, concurrency: int) -> Non
 def _load(**_: Any) -> None:
     """In each new worker process: load the model (and the index, when there is one)."""
     from docqa.answer.qa import loaded_service
+    from docqa.answer.services import CollectionServices
 
     assert _process is not None
     logging.getLogger("faiss").setLevel(logging.WARNING)  # which CPU build it loads is noise
     tell = logging.getLogger(__name__).info
     # Without an index yet, each question tries again.
-    _process.service = loaded_service(_process.settings, tell, serving=True)
+    service = loaded_service(_process.settings, tell, serving=True)
+    _process.services = CollectionServices(service, _process.settings.server.open_collections)
     threading.Thread(target=_heartbeat, args=(_process,), daemon=True).start()
 
 
@@ -83,8 +85,8 @@ def _heartbeat(process: _Process) -> None:
     name = process_name()
     started = time.time()
     while True:
-        service = process.service
-        assert service is not None
+        assert process.services is not None
+        service = process.services.default
         store = service.store
         info = {
             "name": name,

@@ -22,7 +22,8 @@ async def ask(
 ) -> Response:
     """Answer a question: the same object as `main.py --json`, or (`?stream=true`) its events
     as server-sent events: sources, token…, answer, timings (or error)."""
-    job_id = await submit(state, ask_request(body, state.settings.llm.sampling, state.limits))
+    asked = ask_request(body, state.settings.llm.sampling, state.limits)
+    job_id = await submit(state, body.applied(asked, state.settings))
     if not stream:
         return JSONResponse(await answer_of(state, request, job_id))
 

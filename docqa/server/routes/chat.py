@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from docqa.collection import collections
 from docqa.server.errors import ApiError
 from docqa.server.following import answer_of, follow, sse, sse_response, submit
 from docqa.server.schemas import (
@@ -29,7 +30,8 @@ router = APIRouter(prefix="/v1")
 @router.post("/chat/completions")
 async def chat_completions(request: Request, body: ChatBody, state: Served) -> Response:
     """The last user message is the question, the messages before it the conversation."""
-    job_id = await submit(state, chat_request(body, state.settings.chat_sampling, state.limits))
+    asked = chat_request(body, state.settings.chat_sampling, state.limits)
+    job_id = await submit(state, body.documents().applied(asked, state.settings))
     if not body.stream:
         return JSONResponse(completion(job_id, await answer_of(state, request, job_id)))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -37,10 +39,15 @@ async def chat_completions(request: Request, body: ChatBody, state: Served) -> R
 
 
 @router.get("/models")
-async def models() -> dict[str, Any]:
+def models(state: Served) -> dict[str, Any]:
+    """One model per collection: `docqa` answers from the default one, `docqa/<name>` from
+    collection <name>."""
+    names = [MODEL_ID, *(f"{MODEL_ID}/{c.name}" for c in collections(state.settings)[1:])]
     return {
         "object": "list",
-        "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "docqa"}],
+        "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "docqa"} for name in names
+        ],
     }
 
 

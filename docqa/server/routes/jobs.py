@@ -19,7 +19,8 @@ router = APIRouter(prefix="/v1/jobs")
 @router.post("", status_code=202)
 async def create_job(body: AskBody, state: Served) -> dict[str, Any]:
     """Queue a question; its answer is read later with GET /v1/jobs/{id}."""
-    job_id = await submit(state, ask_request(body, state.settings.llm.sampling, state.limits))
+    asked = ask_request(body, state.settings.llm.sampling, state.limits)
+    job_id = await submit(state, body.applied(asked, state.settings))
     return {"job_id": job_id, "status": "queued"}
 
 
