@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -45,6 +46,14 @@ def serve(
     data: DataOption = None,
     vectorstore: VectorstoreOption = None,
     model: ModelOption = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Ingest a collection's documents as they appear, change or go in its data "
+            "folder (every collection's), answering from the old index meanwhile.",
+        ),
+    ] = False,
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -71,6 +80,13 @@ def serve(
             where = f"answering here with {service.model_path}"
         app = create_app(settings, executor, api_key)
         note(f"docqa serves http://{server.host}:{server.port} ({where})")
+        stop = threading.Event()
+        if watch:
+            from docqa.index.watching import follow_collections
+
+            follow = (settings, executor.submit_ingest, stop)
+            threading.Thread(target=follow_collections, args=follow, daemon=True).start()
+            note("following the data folders of every collection")
         try:
             uvicorn.run(
                 app,
@@ -80,6 +96,7 @@ def serve(
                 timeout_graceful_shutdown=5,
             )
         finally:
+            stop.set()
             executor.close()
         return ExitCode.OK
 
