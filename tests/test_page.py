@@ -1,6 +1,7 @@
 """The web page `docqa serve` serves at /, in a real headless Chromium (Debian's, driven by
 Playwright): upload, indexing, a streamed answer, citations, stop, k, a new conversation, the
-API key, busy and down servers, and markup inside a PDF shown as text. Screenshots at desktop
+API key, busy and down servers, markup inside a PDF shown as text, checked documents and
+collections. Screenshots at desktop
 and phone widths are saved in test-artifacts/."""
 
 from __future__ import annotations
@@ -114,6 +115,33 @@ def test_an_uploaded_pdf_is_indexed_and_answered_from(page: Page, tmp_path: Path
     answer = ask(page, "How many pear trees does the Zephyr orchard grow?")
     answer.locator(".citations").wait_for(timeout=120_000)
     assert "zephyr orchard.pdf, page 1" in answer.locator(".citations").inner_text()
+
+
+def test_checked_documents_and_collections_limit_what_answers(page: Page, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_label("Ask only about travel/ferries.pdf", exact=False).check()
+    assert page.is_visible("#picked")
+    answer = ask(page, "When is the annual harvest festival?")
+    answer.locator(".citations").wait_for(timeout=120_000)
+    cited = answer.locator(".citations summary").all_inner_texts()
+    assert cited
+    assert all(text.split("]", 1)[1].startswith(" travel/ferries.pdf,") for text in cited)
+
+    page.once("dialog", lambda dialog: dialog.accept("notes"))
+    page.click("#new-collection")
+    expect(page.locator("#collection")).to_have_value("notes")
+    expect(page.locator("#indexed li")).to_have_count(0)  # a new, empty one
+    assert page.locator("#messages li").count() == 0  # and a new conversation
+    pdf = write_pdf(tmp_path / "kiln.pdf", ["Kiln notes\nThe kiln fires at 1,280 degrees."])
+    page.set_input_files("#files", str(pdf))
+    page.wait_for_selector("#uploads li:has-text('kiln.pdf: indexed')", timeout=120_000)
+    assert page.locator("#indexed li").count() == 1
+    answer = ask(page, "At what temperature does the kiln fire?")
+    answer.locator(".citations").wait_for(timeout=120_000)
+    assert "kiln.pdf, page 1" in answer.locator(".citations").inner_text()
+    page.select_option("#collection", "default")
+    page.wait_for_selector(f"#indexed li:has-text('{SOURCE}')")
 
 
 def test_stop_ends_a_generation_and_new_conversation_clears(page: Page) -> None:

@@ -4,11 +4,15 @@
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "docqa-api-key";
+const COLLECTION_KEY = "docqa-collection";
+const DEFAULT = "default";
 const EMPTY = "The index is empty: upload PDFs to ask about them.";
 const STATUS_EVERY_MS = 5000; // the status line follows the server (index, workers, queue)
 const conversation = []; // {role, content} as OpenAI messages
 let controller = null; // the running answer's AbortController
 const names = {}; // an indexed file's source -> the name to show (an upload's own name)
+const picked = new Map(); // a checked document's id -> its file names: questions use only those
+let collection = sessionStorage.getItem(COLLECTION_KEY) || DEFAULT;
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -59,7 +63,6 @@ function askForToken() {
 $("token-form").addEventListener("submit", () => {
   sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
   start();
-setInterval(refreshStatus, STATUS_EVERY_MS);
 });
 
 // Status: index, model, queue.
@@ -83,14 +86,66 @@ async function refreshStatus() {
   }
 }
 
+// Collections: each with its own documents; the page works in the one selected.
+function inCollection(path) {
+  if (collection === DEFAULT) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}collection=${encodeURIComponent(collection)}`;
+}
+
+async function refreshCollections() {
+  const listing = await (await api("/v1/collections")).json();
+  if (!listing.data.some((c) => c.name === collection)) collection = DEFAULT;
+  const select = $("collection");
+  select.replaceChildren(...listing.data.map((c) => el("option", c.name)));
+  select.value = collection;
+}
+
+async function chooseCollection(name) {
+  collection = name;
+  sessionStorage.setItem(COLLECTION_KEY, name);
+  picked.clear();
+  newConversation();
+  try {
+    await refreshCollections();
+    await refreshDocuments();
+  } catch (error) { notice(error.message); }
+}
+
+$("collection").addEventListener("change", (event) => chooseCollection(event.target.value));
+$("new-collection").addEventListener("click", async () => {
+  const name = (prompt("Name of the new collection (letters, digits, - and _):") || "").trim();
+  if (!name) return;
+  try {
+    await api("/v1/collections", {
+      method: "POST", body: JSON.stringify({ name }), headers: { "Content-Type": "application/json" },
+    });
+    await chooseCollection(name);
+  } catch (error) { notice(error.message); }
+});
+
+// A file name as a glob that matches only itself.
+const literal = (name) => name.replace(/[[\]*?]/g, (c) => `[${c}]`);
+
 // Documents.
 async function refreshDocuments() {
-  const listing = await (await api("/v1/documents")).json();
+  const listing = await (await api(inCollection("/v1/documents"))).json();
   const indexed = $("indexed");
   indexed.replaceChildren();
+  const present = new Set(listing.data.map((doc) => doc.id));
+  for (const id of [...picked.keys()]) if (!present.has(id)) picked.delete(id);
   for (const doc of listing.data) {
     for (const source of doc.sources) names[source] = doc.name;
     const item = el("li");
+    const pick = el("input");
+    pick.type = "checkbox";
+    pick.checked = picked.has(doc.id);
+    pick.setAttribute("aria-label", `Ask only about ${doc.name} (and other checked documents)`);
+    pick.addEventListener("change", () => {
+      if (pick.checked) picked.set(doc.id, doc.sources);
+      else picked.delete(doc.id);
+      $("picked").hidden = picked.size === 0;
+    });
+    item.append(pick);
     item.append(el("span", `${doc.name} — ${doc.document.label}; ${doc.pages} pages, ${doc.chunks} chunks`));
     const remove = el("button", "Delete");
     remove.setAttribute("aria-label", `Delete ${doc.name}`);
@@ -106,7 +161,8 @@ async function refreshDocuments() {
 
 async function removeDocument(id) {
   try {
-    const job = await (await api(`/v1/documents/${encodeURIComponent(id)}`, { method: "DELETE" })).json();
+    const path = inCollection(`/v1/documents/${encodeURIComponent(id)}`);
+    const job = await (await api(path, { method: "DELETE" })).json();
     await followIngest(job.job_id, el("li"));
   } catch (error) { notice(error.message); }
 }
@@ -118,7 +174,7 @@ async function upload(files) {
     try {
       const body = new FormData();
       body.append("file", file, file.name);
-      const job = await (await api("/v1/documents", { method: "POST", body })).json();
+      const job = await (await api(inCollection("/v1/documents"), { method: "POST", body })).json();
       await followIngest(job.job_id, line, file.name);
     } catch (error) {
       line.textContent = `${file.name}: ${error.message}`;
@@ -197,10 +253,11 @@ async function ask(question) {
   const text = item.querySelector(".text");
   const messages = [...conversation, { role: "user", content: question }];
   const body = {
-    model: "docqa", messages, stream: true,
+    model: collection === DEFAULT ? "docqa" : `docqa/${collection}`, messages, stream: true,
     k: Number($("k").value), temperature: Number($("temperature").value),
     top_p: Number($("top_p").value), max_tokens: Number($("max_tokens").value),
   };
+  if (picked.size) body.docqa = { source: [...picked.values()].flat().map(literal) };
   controller = new AbortController();
   $("stop").hidden = false;
   $("send").disabled = true;
@@ -258,18 +315,19 @@ $("question").addEventListener("keydown", (event) => {
   }
 });
 $("stop").addEventListener("click", () => controller && controller.abort());
-$("new").addEventListener("click", () => {
+function newConversation() {
   if (controller) controller.abort();
   conversation.length = 0;
   $("messages").replaceChildren();
   notice("");
-  $("question").focus();
-});
+}
+$("new").addEventListener("click", () => { newConversation(); $("question").focus(); });
 
 async function start() {
   await refreshStatus();
   try {
     await loadSettings();
+    await refreshCollections();
     await refreshDocuments();
   } catch (error) { notice(error.message); }
 }
