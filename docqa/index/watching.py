@@ -31,7 +31,8 @@ def follow_folder(
     """Call `changed()` once the folder is being watched (for what came before), then after
     each batch of changes below it, once the changed files have settled; until `stop` is set
     (or Ctrl-C)."""
-    for _ in _batches([folder], stop, changed):
+    for paths in _batches([folder], stop):
+        settle(paths)
         changed()
 
 
@@ -41,33 +42,40 @@ def follow_collections(
     """Call `changed(name)` for each collection once its data folder is being watched, then
     after each batch of changes in it, until `stop` is set; a collection made or deleted
     meanwhile is followed or dropped."""
-    from docqa.collection import REGISTRY, collections
+    from docqa.collection import REGISTRY
 
     root = settings.paths.collections
     root.mkdir(parents=True, exist_ok=True)
     while not stop.is_set():
-        folders = {c.name: c.data for c in collections(settings) if c.data.is_dir()}
-
-        def caught_up(folders: dict[str, Path] = folders) -> None:
-            for name in folders:
-                changed(name)
-
-        for paths in _batches([*folders.values(), root], stop, caught_up):
-            for name, data in folders.items():
-                if _below(paths, data):
+        folders = _data_folders(settings)
+        for paths in _batches([*folders.values(), root], stop):
+            if not paths:  # in place: catch up, unless the collections changed meanwhile
+                if _data_folders(settings) != folders:
+                    break
+                for name in folders:
                     changed(name)
+                continue
+            # Only data folders are settled: an ingest writing an index is not waited on.
+            owned = {n: [p for p in paths if p.is_relative_to(d)] for n, d in folders.items()}
+            owned = {name: inside for name, inside in owned.items() if inside}
+            settle(path for inside in owned.values() for path in inside)
+            for name in owned:
+                changed(name)
             if any(path.name == REGISTRY for path in paths):
                 break  # the collections changed: follow their folders now
 
 
-def _batches(
-    folders: list[Path], stop: threading.Event | None, watching: Callable[[], None]
-) -> Iterator[set[Path]]:
-    """The paths of each batch of changes below `folders`, their files settled; `watching()`
-    is called as soon as the watch is in place (so that nothing before it is missed)."""
+def _data_folders(settings: Settings) -> dict[str, Path]:
+    from docqa.collection import collections
+
+    return {c.name: c.data for c in collections(settings) if c.data.is_dir()}
+
+
+def _batches(folders: list[Path], stop: threading.Event | None) -> Iterator[set[Path]]:
+    """An empty set as soon as the watch on `folders` is in place (what came before it is for
+    the caller to catch up on), then the paths of each batch of changes below them."""
     from watchfiles import watch
 
-    started = False
     changes = watch(
         *folders,
         debounce=DEBOUNCE_MS,
@@ -76,18 +84,11 @@ def _batches(
         yield_on_timeout=True,
         rust_timeout=WATCH_READY_MS,
     )
-    for batch in changes:
-        if not started:
-            started = True
-            watching()
+    for number, batch in enumerate(changes):
+        if number == 0:
+            yield set()
         if batch:
-            paths = {Path(path) for _, path in batch}
-            settle(path for path in paths if any(_below({path}, f) for f in folders))
-            yield paths
-
-
-def _below(paths: set[Path], folder: Path) -> bool:
-    return any(path.is_relative_to(folder) for path in paths)
+            yield {Path(path) for _, path in batch}
 
 
 def settle(paths: Iterable[Path], settle_s: float = SETTLE_S) -> None:
