@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from docqa.config import Settings
-from docqa.errors import UsageError
+from docqa.errors import UsageError, VectorStoreError
 
 DEFAULT = "default"
 REGISTRY = "collection.yml"
@@ -119,7 +119,6 @@ def in_collection(settings: Settings, name: str | None) -> Settings:
 
 def described(collection: Collection) -> dict[str, Any]:
     """A collection's name, data folder, and what its index holds (files, chunks), if any."""
-    from docqa.errors import VectorStoreError
     from docqa.index.manifest import read_manifest
 
     summary = {"name": collection.name, "data": str(collection.data), "indexed": False}

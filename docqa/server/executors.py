@@ -128,7 +128,6 @@ class InlineExecutor(Executor):
         from docqa.answer.services import CollectionServices
 
         super().__init__(settings, MemoryBoard(settings.server.job_ttl_s))
-        self.service = service  # the default collection's
         self.services = CollectionServices(service, settings.server.open_collections)
         self._queue: queue.Queue[tuple[str, AnswerRequest] | None] = queue.Queue(
             maxsize=settings.server.max_queue
@@ -181,7 +180,8 @@ class InlineExecutor(Executor):
         self._thread.join(timeout=self.settings.server.request_timeout_s)
 
     def health(self) -> dict[str, Any]:
-        store, llm = self.service.store, self.service.loaded_llm
+        default = self.services.default
+        store, llm = default.store, default.loaded_llm
         return {
             "index": _index_health(store),
             "model": {
