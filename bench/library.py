@@ -223,7 +223,7 @@ def _docqa_ingest(data: Path, index: Path) -> list[str]:
 
 
 def _pages(library: Path) -> int:
-    from docqa.index.loading import page_count
+    from docqa.index.formats.pdf import page_count
 
     return sum(page_count(pdf.read_bytes()) for pdf in library.rglob("*.pdf"))
 

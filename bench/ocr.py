@@ -26,7 +26,7 @@ from bench.quality import DEPTH, HALVES, SHOWCASE, build_index, settings_for, wi
 from bench.report import write
 from docqa.answer.evaluation import evaluate, load_questions
 from docqa.answer.qa import QAService
-from docqa.index.loading import open_pdf
+from docqa.index.formats.pdf import open_pdf
 
 ROOT = Path(__file__).resolve().parent
 SAMPLE = ROOT.parent / "data" / "larkspur-annual-report-2024-SAMPLE.pdf"

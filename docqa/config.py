@@ -77,15 +77,24 @@ class LoadingSettings(_Section):
     max_file_cpu_seconds: int = Field(
         2400, ge=1, description="CPU time to read one file, in seconds (OCR uses 2 threads)."
     )
-    max_pages: int = Field(10000, ge=1, description="Pages in one file.")
+    max_pages: int = Field(10000, ge=1, description="Pages (or slides) in one file.")
+    max_rows: int = Field(
+        200_000, ge=1, description="Spreadsheet rows in one file (.xlsx, .csv), empty ones too."
+    )
     max_ocr_pages: int = Field(
         500, ge=0, description="Pages of one file read by OCR (about 1 s each on 2 cores)."
     )
     max_stream_mb: int = Field(
-        256, ge=1, description="What one compressed stream of a PDF may decompress to, in MB."
+        256,
+        ge=1,
+        description="What one compressed stream of a PDF, or part of an Office file, may "
+        "decompress to, in MB.",
     )
     max_file_inflated_mb: int = Field(
-        2048, ge=1, description="What all compressed streams of one PDF may decompress to, in MB."
+        2048,
+        ge=1,
+        description="What all compressed streams of one PDF, or parts of an Office file, may "
+        "decompress to, in MB.",
     )
 
 

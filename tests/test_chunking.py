@@ -10,7 +10,8 @@ import pytest
 
 from docqa.index.chunking import Chunker
 from docqa.index.embeddings import Embedder
-from docqa.index.loading import Page, open_pdf
+from docqa.index.formats.pdf import open_pdf
+from docqa.index.loading import Page
 
 WORDS = [
     *("the", "revenue", "of", "£583.2", "million,", "rose", "by", "18.0%"),

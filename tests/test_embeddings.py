@@ -38,7 +38,7 @@ def sample_texts(showcase: Path | None) -> list[str]:
         "revenue " * 300,  # longer than the model reads: both truncate
     ]
     if showcase is not None:
-        from docqa.index.loading import open_pdf
+        from docqa.index.formats.pdf import open_pdf
 
         pages = open_pdf(showcase.name, showcase.read_bytes()).pages()
         texts += [page.text[:1500] for _, page in zip(range(100), pages, strict=False)]

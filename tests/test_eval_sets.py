@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from docqa.answer.evaluation import EvalItem, load_questions
-from docqa.index.loading import open_pdf
+from docqa.index.formats.pdf import open_pdf
 from docqa.text import fold
 from tests.fixtures.pdfs import SAMPLE_NAME
 from tests.fixtures.projects import REPO

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from docqa.index.loading import PdfFile, PdfReadError, find_pdfs, normalise, open_pdf
+from docqa.index.formats.pdf import PdfFile, open_pdf
+from docqa.index.loading import ReadError, find_files, normalise
 from tests.fixtures.pdfs import write_pdf
 from tests.fixtures.projects import BROKEN_PDF, DOCUMENTS, write_documents
 
@@ -16,19 +17,26 @@ def load(path: Path, folder: Path) -> PdfFile:
     return open_pdf(path.relative_to(folder).as_posix(), path.read_bytes())
 
 
-def test_find_pdfs_is_recursive_sorted_and_case_insensitive(tmp_path: Path) -> None:
+def test_find_files_is_recursive_sorted_and_case_insensitive(tmp_path: Path) -> None:
     write_documents(tmp_path)
     (tmp_path / "UPPER.PDF").write_bytes(b"%PDF")
-    (tmp_path / "notes.txt").write_text("not a pdf")
-    found, broken = find_pdfs(tmp_path)
-    assert [f.source for f in found] == [
+    (tmp_path / "notes.txt").write_text("read as text")
+    (tmp_path / "old.DOC").write_bytes(b"\xd0\xcf")
+    (tmp_path / ".hidden.doc").write_bytes(b"not a document")  # hidden: not mentioned
+    (tmp_path / "docqa-meta.yml").write_text("{}")  # docqa's own corrections
+    (tmp_path / "uploads").mkdir()
+    (tmp_path / "uploads" / f"{'a' * 64}.name").write_text("report.pdf")  # an upload's name
+    found = find_files(tmp_path)
+    assert [f.source for f in found.found] == [
         "UPPER.PDF",
         "broken.pdf",
+        "notes.txt",
         "orchard.pdf",
         "travel/ferries.pdf",
     ]
-    assert [f.path for f in found][-1] == tmp_path / "travel" / "ferries.pdf"
-    assert broken == []
+    assert [f.path for f in found.found][-1] == tmp_path / "travel" / "ferries.pdf"
+    assert found.broken == []
+    assert found.unsupported == [("old.DOC", "not a supported type: .doc — save it as .docx")]
 
 
 def test_pages_are_numbered_from_one_with_their_text(tmp_path: Path) -> None:
@@ -59,7 +67,7 @@ def test_pound_sign_survives_extraction(tmp_path: Path) -> None:
 def test_unreadable_files_raise_with_a_reason(tmp_path: Path, content: bytes, reason: str) -> None:
     path = tmp_path / "bad.pdf"
     path.write_bytes(content)
-    with pytest.raises(PdfReadError, match=re.escape(reason)):
+    with pytest.raises(ReadError, match=re.escape(reason)):
         load(path, tmp_path)
 
 

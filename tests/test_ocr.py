@@ -11,8 +11,8 @@ from typing import Any, cast
 import pytest
 
 from docqa.config import Settings, load_settings
+from docqa.index.formats.pdf import open_pdf
 from docqa.index.ingest import ingest
-from docqa.index.loading import open_pdf
 from docqa.index.ocr import TextBox, layout
 from docqa.index.report import IngestProgress
 from docqa.index.status import index_status

@@ -56,6 +56,7 @@ def sources_of(hits: list[Hit], texts: list[str] | None = None) -> list[Source]:
             hit.also,
             hit.ocr,
             hit.document,
+            hit.locator,
         )
         for n, hit in enumerate(hits, start=1)
     ]

@@ -29,6 +29,20 @@ class Source:
     also: tuple[str, ...] = ()  # other names of the same file
     ocr: bool = False  # the page's text was read from its image
     document: DocumentIdentity | None = None  # what the file is
+    locator: str = ""  # where in the file: "page 12", "slide 3: Budget", "Sheet1, rows 2-40"
+
+    @property
+    def where(self) -> str:
+        """Where the passage is, as sources are shown: its locator, else its page."""
+        return self.locator or f"page {self.page}"
+
+    @property
+    def paged(self) -> bool:
+        """Whether its file's units are pages (a PDF): then `page` is a page number."""
+        from docqa.index.formats import format_of
+
+        found = format_of(self.source)
+        return found is not None and found.paged
 
 
 @dataclass(frozen=True)
@@ -119,7 +133,8 @@ def sources_dict(sources: list[Source]) -> list[dict[str, Any]]:
             "n": s.n,
             "source": s.source,
             "also": list(s.also),
-            "page": s.page,
+            "page": s.page if s.paged else None,
+            "locator": s.where,
             "ocr": s.ocr,
             "text": s.text,
             "score": round(s.score, 4),

@@ -198,4 +198,4 @@ def read_questions(path: Path) -> list[str]:
 def one_line(answer: Answer) -> str:
     if answer.answer is not None:
         return " ".join(answer.answer.split())
-    return "; ".join(f"{s.source} p.{s.page} ({s.score:.3f})" for s in answer.sources)
+    return "; ".join(f"{s.source}, {s.where} ({s.score:.3f})" for s in answer.sources)

@@ -153,7 +153,7 @@ def _piped(conversation: Conversation, base: Settings, json_output: bool) -> Non
 
 
 def _footer(answer: Answer) -> str:
-    sources = " · ".join(f"[{s.n}] {s.source} p.{s.page} ({s.score:.2f})" for s in answer.sources)
+    sources = " · ".join(f"[{s.n}] {s.source}, {s.where} ({s.score:.2f})" for s in answer.sources)
     t = answer.timings
     first = f", first token {t.first_token_s:.2f} s" if t.first_token_s is not None else ""
     return f"{sources}\n({t.total_s:.2f} s{first})"
@@ -248,6 +248,6 @@ def transcript(conversation: Conversation) -> str:
             lines += [f"*Searched for:* {answer.query}", ""]
         for s in answer.sources:
             quote = " ".join(s.text.split())
-            lines.append(f"- [{s.n}] {s.source}, page {s.page} (score {s.score:.3f}): {quote}")
+            lines.append(f"- [{s.n}] {s.source}, {s.where} (score {s.score:.3f}): {quote}")
         lines.append("")
     return "\n".join(lines)

@@ -81,7 +81,7 @@ def sources_text(answer: Answer) -> str:
         also = f" (also {', '.join(s.also)})" if s.also else ""
         ocr = " (OCR)" if s.ocr else ""
         what = f" \u2014 {s.document.label}" if s.document else ""
-        lines.append(f"  [{s.n}] {s.source}{also}, page {s.page}{ocr} (score {s.score:.3f}){what}")
+        lines.append(f"  [{s.n}] {s.source}{also}, {s.where}{ocr} (score {s.score:.3f}){what}")
         lines.append(textwrap.indent(s.text, INDENT))
     return "\n".join(lines)
 
@@ -155,7 +155,14 @@ def ingest_summary(report: IngestReport) -> str:
     if report.failed:
         lines.append(f"Failed {len(report.failed)} (not in the index):")
         lines.extend(f"  {failure.source}: {failure.reason}" for failure in report.failed)
+    lines += _unsupported(report.unsupported)
     return "\n".join(lines)
+
+
+def _unsupported(files: list[tuple[str, str]]) -> list[str]:
+    if not files:
+        return []
+    return [f"Not read ({len(files)}):"] + [f"  {name}: {reason}" for name, reason in files]
 
 
 def status_text(status: IndexStatus, settings: Settings) -> str:
@@ -192,7 +199,7 @@ def status_text(status: IndexStatus, settings: Settings) -> str:
     if status.data_folder_missing:
         lines.append(
             f"Data folder: {settings.paths.data}: not found; point --data or paths.data at "
-            "the PDFs to see what an ingest would change"
+            "the documents to see what an ingest would change"
         )
     elif any(pending.values()):
         counts = ", ".join(f"{len(names)} {kind}" for kind, names in pending.items() if names)
@@ -203,12 +210,13 @@ def status_text(status: IndexStatus, settings: Settings) -> str:
                 lines.append(f"  ... and {len(names) - LISTED} more {kind}")
     else:
         lines.append(f"Data folder: {settings.paths.data}: up to date")
-    fallback = [entry.source for entry in m.files if entry.parser != "pypdf"]
+    fallback = [entry.source for entry in m.files if entry.parser == "pypdfium2"]
     if fallback:
         lines.append("Read by pypdfium2 (pypdf could not): " + ", ".join(fallback[:LISTED]))
     if m.failed:
         lines.append("Failed (not in the index):")
         lines.extend(f"  {failure.source}: {failure.reason}" for failure in m.failed)
+    lines += _unsupported(status.unsupported)
     return "\n".join(lines)
 
 
@@ -229,6 +237,7 @@ def status_json(status: IndexStatus) -> str:
             "index_bytes": status.generation_bytes,
             "total_bytes": status.total_bytes,
             "failed": [{"source": f.source, "reason": f.reason} for f in m.failed],
+            "unsupported": [{"source": name, "reason": why} for name, why in status.unsupported],
             "data_folder_missing": status.data_folder_missing,
             "pending": {
                 "new": status.new,

@@ -24,6 +24,7 @@ class Chunk:
     page: int
     text: str
     tokens: int  # word pieces of the embedding model, without its special tokens
+    locator: str = ""  # where in the file: "page 12", "slide 3: Budget", "Sheet1, rows 2-40"
 
 
 _PAGE_BREAK = "\n\n"
@@ -62,7 +63,7 @@ class Chunker:
 
     def split(self, page: Page) -> list[Chunk]:
         return [
-            Chunk(page.source, page.number, page.text[start:end], tokens)
+            Chunk(page.source, page.number, page.text[start:end], tokens, page.locator(start, end))
             for start, end, tokens in self._spans(page.text)
         ]
 
@@ -75,11 +76,13 @@ class Chunker:
             parts.append(page.text)
             length += len(page.text) + len(_PAGE_BREAK)
         text = _PAGE_BREAK.join(parts)
-        source = pages[0].source
-        return [
-            Chunk(source, pages[bisect_right(starts, start) - 1].number, text[start:end], tokens)
-            for start, end, tokens in self._spans(text)
-        ]
+        chunks = []
+        for start, end, tokens in self._spans(text):
+            at = bisect_right(starts, start) - 1
+            page, offset = pages[at], starts[at]
+            locator = page.locator(start - offset, min(end - offset, len(page.text)))
+            chunks.append(Chunk(page.source, page.number, text[start:end], tokens, locator))
+        return chunks
 
     def _spans(self, text: str) -> list[tuple[int, int, int]]:
         """(start, end, word pieces) of each chunk of `text`, in characters."""

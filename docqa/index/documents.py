@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from docqa.config import LoadingSettings
 
-FORMAT = 3  # 3: what the document is (its identity), and its identity's vector
+FORMAT = 4  # 3: what the document is (its identity), and its identity's vector; 4: locators
 SUFFIX = ".doc"
 
 
@@ -104,7 +104,13 @@ class DocumentStore:
             encoded = base64.b64encode(vector.astype("<f4").tobytes()).decode()
             lines.append(
                 json.dumps(
-                    {"page": chunk.page, "text": chunk.text, "tokens": chunk.tokens, "v": encoded},
+                    {
+                        "page": chunk.page,
+                        "text": chunk.text,
+                        "tokens": chunk.tokens,
+                        "locator": chunk.locator,
+                        "v": encoded,
+                    },
                     ensure_ascii=False,
                 )
             )
@@ -140,7 +146,7 @@ class DocumentStore:
 
         document, body = self._read(sha256)
         records = [json.loads(line) for line in body.splitlines()]
-        chunks = [Chunk(source, r["page"], r["text"], r["tokens"]) for r in records]
+        chunks = [Chunk(source, r["page"], r["text"], r["tokens"], r["locator"]) for r in records]
         vectors = [np.frombuffer(base64.b64decode(r["v"]), dtype="<f4") for r in records]
         return document, chunks, np.vstack(vectors).astype(np.float32)
 

@@ -26,7 +26,7 @@ from docqa.index.documents import Document, DocumentStore
 from docqa.index.embeddings import Embedder, ingest_runtime
 from docqa.index.encoders import Runtime
 from docqa.index.generations import CURRENT, writer_lock
-from docqa.index.loading import FoundFile, find_pdfs
+from docqa.index.loading import FoundFile, find_files
 from docqa.index.manifest import FORMAT_VERSION, EmbeddingInfo, Manifest, read_manifest
 from docqa.index.reading import Planned, Reading, read_ahead
 from docqa.index.report import IngestProgress, IngestReport
@@ -59,7 +59,9 @@ def ingest(
             f"{max_overlap(chunking.chunk_tokens)}, or raise chunking.chunk_tokens"
         )
     if not data.is_dir():
-        raise NoDocumentsError(f"data folder {data} does not exist: create it and put PDFs in it")
+        raise NoDocumentsError(
+            f"data folder {data} does not exist: create it and put documents in it"
+        )
     embedder = embedder or shared_embedder(
         settings.embedding.model,
         settings.embedding.batch_size,
@@ -70,11 +72,13 @@ def ingest(
             f"chunking.chunk_tokens is {chunking.chunk_tokens}, but {embedder.model_id} reads "
             f"at most {embedder.max_tokens} word pieces: lower it so no chunk is truncated"
         )
-    found, broken = find_pdfs(data)
+    in_folder = find_files(data)
+    found, broken = in_folder.found, in_folder.broken
     if not found and not broken:
         raise NoDocumentsError(
-            f"no PDF files in {data}: put some there and run ingest again"
+            f"no documents in {data}: put some there and run ingest again"
             + (" (the index is unchanged)" if (folder / CURRENT).exists() else "")
+            + "".join(f"; {name}: {reason}" for name, reason in in_folder.unsupported)
         )
     embedding = EmbeddingInfo(
         model=embedder.model_id,
@@ -82,7 +86,7 @@ def ingest(
         max_tokens=embedder.max_tokens,
         precision=embedder.precision,
     )
-    report = IngestReport(folder)
+    report = IngestReport(folder, unsupported=in_folder.unsupported)
     corrections = Corrections.read(data)
     try:
         with writer_lock(folder):
@@ -101,7 +105,7 @@ def ingest(
             describe_changes(report, previous, files)
             if not files:
                 raise NoDocumentsError(
-                    f"none of the {len(found) + len(broken)} PDF files in {data} has readable text"
+                    f"none of the {len(found) + len(broken)} documents in {data} has readable text"
                     + (" (the index is unchanged)" if previous else "")
                     + ": "
                     + "; ".join(f"{f.source}: {f.reason}" for f in failed)

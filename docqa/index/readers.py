@@ -60,7 +60,7 @@ class ReaderProcess:
             return Document(item.sha256, 0, 0, failure=reply["failure"], limit=reply["limit"]), []
         if "error" in reply:
             raise RuntimeError(f"reading {item.source}: {reply['error']}")
-        chunks = [Chunk(item.source, page, text, tokens) for page, text, tokens in reply["chunks"]]
+        chunks = [Chunk(item.source, *fields) for fields in reply["chunks"]]
         return Document.from_json(reply["document"]), chunks
 
     def close(self) -> None:
@@ -166,7 +166,9 @@ def _serve(settings: dict[str, Any]) -> None:
                 )
                 reply = {
                     "document": document.as_json(),
-                    "chunks": [(chunk.page, chunk.text, chunk.tokens) for chunk in chunks],
+                    "chunks": [
+                        (chunk.page, chunk.text, chunk.tokens, chunk.locator) for chunk in chunks
+                    ],
                 }
         except MemoryError:
             reason = f"reading it needed more than {reading.loading.max_memory_mb} MB"
@@ -177,8 +179,13 @@ def _serve(settings: dict[str, Any]) -> None:
 
 
 def _page_count(path: str) -> int:
-    from docqa.index.loading import page_count
+    """A PDF's pages; a file of another format counts as one."""
+    from docqa.index.formats import format_of
+    from docqa.index.formats.pdf import page_count
 
+    found = format_of(path)
+    if found is None or not found.paged:
+        return 1
     try:
         return page_count(Path(path).read_bytes())
     except OSError:  # gone since: reported when it is read

@@ -1,4 +1,5 @@
-"""Reading PDFs into documents and chunks, ahead of the embedding.
+"""Reading files (PDFs and the other formats of docqa.index.formats) into documents and
+chunks, ahead of the embedding.
 
 Files are read in reading processes (docqa.index.readers), one per core, at most that many
 files plus READ_AHEAD in flight: pypdf — the slowest part of a library of filings, ~15
@@ -24,9 +25,10 @@ from docqa.config import ChunkingSettings, LoadingSettings, OcrMode
 from docqa.errors import IngestInterrupted
 from docqa.index.chunking import Chunk, Chunker, strip_boilerplate
 from docqa.index.documents import Document
-from docqa.index.identifying import headline_of, identify
-from docqa.index.inflation import check_inflation
-from docqa.index.loading import LimitReached, PdfFile, PdfReadError, open_pdf, read_file
+from docqa.index.formats import read_document_file
+from docqa.index.formats.units import Opened
+from docqa.index.identifying import identify
+from docqa.index.loading import LimitReached, ReadError, read_file
 from docqa.index.readers import ReaderProcess, limit_failure
 
 READ_AHEAD = 2  # read files waiting for the embedding, beyond those being read
@@ -131,35 +133,39 @@ def _result(
 def read_document(
     planned: Planned, reading: Reading, on_page: Callable[[bool], None] = lambda ocr: None
 ) -> tuple[Document, list[Chunk]]:
-    """One file's document and chunks (in a reading process): its pages read (OCR'd where
-    they have no text: `on_page(ocr)` told of each), its identity found, its running headers
-    removed, its text cut into chunks; or why it could not be, a limit named."""
+    """One file's document and chunks (in a reading process): its pages or other units read
+    (OCR'd where they have no text: `on_page(ocr)` told of each), its identity found, a
+    PDF's running headers removed, its text cut into chunks; or why it could not be, a limit
+    named."""
     loading = reading.loading
     try:
         data = read_file(planned.path)
         if hashlib.sha256(data).hexdigest() != planned.sha256:
-            raise PdfReadError("changed while it was being indexed: run ingest again")
-        check_inflation(data, loading.max_stream_mb, loading.max_file_inflated_mb)
-        pdf = open_pdf(planned.source, data)
-        if pdf.page_count > loading.max_pages:
-            raise LimitReached(f"it has {pdf.page_count} pages", "max_pages")
+            raise ReadError("changed while it was being indexed: run ingest again")
+        opened = read_document_file(planned.source, data, loading)
+        if opened.page_count > loading.max_pages:
+            units = "pages" if opened.paged else "parts"
+            raise LimitReached(f"it has {opened.page_count} {units}", "max_pages")
         pages = []
-        for page in pdf.pages(loading.ocr, loading.max_ocr_pages):
+        for page in opened.pages(loading.ocr, loading.max_ocr_pages):
             pages.append(page)
-            on_page(page.ocr)
+            if opened.paged:
+                on_page(page.ocr)
+        if not opened.paged:  # counted as one page (count_pages does not open it)
+            on_page(False)
     except LimitReached as exc:
         failed = limit_failure(exc, loading)
         return Document(planned.sha256, 0, 0, failure=failed["failure"], limit=failed["limit"]), []
-    except PdfReadError as exc:
+    except ReadError as exc:
         return Document(planned.sha256, 0, 0, failure=str(exc)), []
     identity = identify(
         planned.source,
         [page.text for page in pages],  # running headers included: they name the company
-        pdf.metadata(),
-        headline_of(pdf.first_page_lines()),
+        opened.metadata(),
+        opened.headline(),
     )
     chunking = reading.chunking
-    if chunking.strip_boilerplate:
+    if chunking.strip_boilerplate and opened.paged:  # other formats have no running headers
         pages = strip_boilerplate(pages)
     chunker = Chunker(
         _tokenizer(reading.model_dir),
@@ -170,17 +176,17 @@ def read_document(
     chunks = chunker.split_document(pages)
     read = Document(
         planned.sha256,
-        pdf.page_count,
+        opened.page_count,
         chunks=len(chunks),
-        warnings=_warnings(pdf),
-        parser=pdf.parser,
+        warnings=_warnings(planned.source, opened),
+        parser=opened.parser,
         ocr=loading.ocr,
-        ocr_pages=tuple(pdf.ocr_pages),
-        textless_pages=tuple(pdf.textless_pages),
+        ocr_pages=tuple(opened.ocr_pages),
+        textless_pages=tuple(opened.textless_pages),
         identity=identity,
     )
     if not chunks:
-        return replace(read, failure=_no_text(pdf, loading.ocr)), []
+        return replace(read, failure=_no_text(opened, loading.ocr)), []
     return read, chunks
 
 
@@ -191,15 +197,17 @@ def _tokenizer(model_dir: Path) -> Any:
     return load_tokenizer(model_dir)
 
 
-def _warnings(pdf: PdfFile) -> tuple[str, ...]:
-    if not pdf.unreadable_pages:
+def _warnings(source: str, opened: Opened) -> tuple[str, ...]:
+    if not opened.unreadable_pages:
         return ()
-    return (f"{pdf.source}: no text from pages {_ranges(pdf.unreadable_pages)} (damaged)",)
+    return (f"{source}: no text from pages {_ranges(opened.unreadable_pages)} (damaged)",)
 
 
-def _no_text(pdf: PdfFile, ocr: OcrMode) -> str:
+def _no_text(opened: Opened, ocr: OcrMode) -> str:
     """Why a file that opened gave no chunks."""
-    where = f"its {pdf.page_count} pages" if pdf.page_count != 1 else "its page"
+    if not opened.paged:
+        return "no text in it"
+    where = f"its {opened.page_count} pages" if opened.page_count != 1 else "its page"
     if ocr == "off":
         return f"no text layer on {where} (scanned? set loading.ocr to auto to read them)"
     return f"no text on {where}, even by OCR"

@@ -13,7 +13,7 @@ class IngestProgress(ReadProgress):
     """Told how far an ingest has got; this base ignores it, a user interface shows it."""
 
     def start(self, files: int) -> None:
-        """About to check `files` PDF files."""
+        """About to check `files` files."""
 
     def embedded(self, chunks: int) -> None:
         """Embedded `chunks` more chunks."""
@@ -34,6 +34,7 @@ class IngestReport:
     unchanged: int = 0
     resumed: int = 0  # documents an interrupted ingest had finished
     failed: list[FailedFile] = field(default_factory=list)
+    unsupported: list[tuple[str, str]] = field(default_factory=list)  # (file, why not read)
     warnings: list[str] = field(default_factory=list)
     written: bool = False  # False when the index was already up to date
     rebuilt_because: str | None = None

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from docqa.index.corrections import Corrections
 from docqa.index.documents import Document
-from docqa.index.loading import FoundFile, PdfReadError, read_file
+from docqa.index.loading import FoundFile, ReadError, read_file
 from docqa.index.manifest import FailedFile, FileEntry, Manifest
 from docqa.index.report import IngestReport
 
@@ -51,7 +51,7 @@ def identify(
         return SeenFile(found, stat.st_size, stat.st_mtime_ns, known.sha256)
     try:
         data = read_file(found.path)
-    except PdfReadError as exc:
+    except ReadError as exc:
         return SeenFile(found, stat.st_size, stat.st_mtime_ns, None, str(exc))
     return SeenFile(found, stat.st_size, stat.st_mtime_ns, hashlib.sha256(data).hexdigest())
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from docqa.config import Settings
 from docqa.index.corrections import Corrections
 from docqa.index.generations import index_size
-from docqa.index.loading import find_pdfs
+from docqa.index.loading import find_files
 from docqa.index.manifest import Manifest, read_manifest
 from docqa.index.scanning import identify_all
 
@@ -22,6 +22,7 @@ class IndexStatus:
     removed: list[str]  # ingested files no longer in the data folder
     data_folder_missing: bool = False  # then nothing is pending: there is nothing to compare
     corrected: list[str] = field(default_factory=list)  # docqa-meta.yml changed for these
+    unsupported: list[tuple[str, str]] = field(default_factory=list)  # (file, why not read)
 
     def listing(self) -> list[dict[str, object]]:
         """Every file, indexed, failed or pending, by name: what became of each."""
@@ -48,6 +49,8 @@ class IndexStatus:
             }
         for name, change in pending.items():
             rows.setdefault(name, {"source": name}).update(state="pending", change=change)
+        for name, reason in self.unsupported:
+            rows[name] = {"source": name, "state": "unsupported", "reason": reason}
         return [rows[name] for name in sorted(rows)]
 
 
@@ -67,7 +70,9 @@ def index_status(settings: Settings) -> IndexStatus:
         for entry in manifest.files
         if corrections.outdated(entry.source, entry.identity)
     ]
-    found, broken = find_pdfs(data)
+    in_folder = find_files(data)
+    found, broken = in_folder.found, in_folder.broken
+    status.unsupported = in_folder.unsupported
     before = {e.source: e.sha256 for e in manifest.files + manifest.failed}
     now = {item.found.source: item.sha256 for item in identify_all(found, manifest)}
     now.update({name: None for name, _ in broken})

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from docqa.config import Settings
+from docqa.index.loading import NAME_SUFFIX, UPLOADS
 from docqa.server.errors import ApiError
 
-UPLOADS = "uploads"  # the data folder's subfolder that holds uploaded PDFs
 DOCUMENT_ID = re.compile(r"[0-9a-f]{64}")
 FREE_SPACE_MARGIN = 256 * 2**20  # a disk is never filled by an upload past this much free room
 _CHUNK = 2**20
-NAME_SUFFIX = ".name"  # beside each upload: the file name it was sent with, for display
 MAX_NAME_CHARS = 200
 
 
@@ -38,7 +37,7 @@ class Documents:
         if size > limits.max_upload_mb * 2**20:
             raise ApiError(413, f"the file is larger than {limits.max_upload_mb} MB", "file")
         used = (
-            sum(p.stat().st_size for p in self.uploads.glob("*.pdf"))
+            sum(p.stat().st_size for p in self.uploads.iterdir() if self._is_upload(p))
             if self.uploads.is_dir()
             else 0
         )
@@ -56,20 +55,21 @@ class Documents:
             raise ApiError(507, "the server's disk is nearly full: the upload was refused", "file")
 
     def save(self, upload: IO[bytes], size: int, name: str) -> tuple[str, bool]:
-        """Keep an uploaded PDF: its document id (SHA-256), and whether it is new. `name`,
-        the client's file name, is kept beside it for display only."""
+        """Keep an uploaded document: its document id (SHA-256), and whether it is new.
+        `name`, the client's file name, is kept beside it for display only, and tells which
+        of the text types (.txt, .md, .csv) a text file is; the content tells the rest."""
         with self._writing:
-            document_id, new = self._save(upload, size)
+            document_id, new = self._save(upload, size, name)
             label = self.uploads / f"{document_id}{NAME_SUFFIX}"
             if new or not label.exists():
                 label.write_text(name[:MAX_NAME_CHARS], encoding="utf-8")
             return document_id, new
 
-    def _save(self, upload: IO[bytes], size: int) -> tuple[str, bool]:
+    def _save(self, upload: IO[bytes], size: int, name: str) -> tuple[str, bool]:
         self._check_room(size)
         head = upload.read(1024)
-        if b"%PDF-" not in head:
-            raise ApiError(415, "the file is not a PDF (no %PDF header)", "file", "not_pdf")
+        if not head:
+            raise ApiError(415, "the file is empty", "file", "unsupported_type")
         self.uploads.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         partial = self.uploads / f".upload-{secrets.token_hex(8)}.part"
@@ -82,12 +82,12 @@ class Documents:
                     block = upload.read(_CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
-            self._check_readable(partial)
+            suffix = self._check_type(partial, name)
             document_id = digest.hexdigest()
-            target = self.uploads / f"{document_id}.pdf"
-            new = not target.exists()
-            os.replace(partial, target)
-            return document_id, new
+            if self._upload_of(document_id) is not None:
+                return document_id, False
+            os.replace(partial, self.uploads / f"{document_id}{suffix}")
+            return document_id, True
         except OSError as exc:
             raise ApiError(507, f"the upload could not be stored ({exc.strerror})", "file") from exc
         finally:
@@ -116,12 +116,13 @@ class Documents:
 
     def delete(self, document_id: str) -> list[str]:
         """Remove every file with this content from the data folder: the names removed. A
-        document that is also a file not uploaded over HTTP (uploads/<its id>.pdf) is
+        document that is also a file not uploaded over HTTP (uploads/<its id>.<type>) is
         refused, and nothing removed, unless server.delete_any_file."""
         if not DOCUMENT_ID.fullmatch(document_id):
             raise ApiError(404, "no such document", "id")
         manifest = self._manifest()
-        upload = f"{UPLOADS}/{document_id}.pdf"
+        kept = self._upload_of(document_id)
+        upload = f"{UPLOADS}/{kept.name if kept else document_id}"
         sources = {upload} | {
             entry.source
             for entry in (manifest.files + manifest.failed if manifest else [])
@@ -162,15 +163,31 @@ class Documents:
         except VectorStoreError:
             return None
 
-    def _check_readable(self, path: Path) -> None:
-        from docqa.index.loading import PdfReadError, open_pdf
+    def _upload_of(self, document_id: str) -> Path | None:
+        """The kept upload of this content, whatever its type."""
+        found = [p for p in self.uploads.glob(f"{document_id}.*") if self._is_upload(p)]
+        return found[0] if found else None
+
+    @staticmethod
+    def _is_upload(path: Path) -> bool:
+        return DOCUMENT_ID.fullmatch(path.stem) is not None and path.suffix != NAME_SUFFIX
+
+    def _check_type(self, path: Path, name: str) -> str:
+        """The suffix the upload is kept under, told by its content (a 415 when docqa does
+        not read its type); a PDF is opened too, to refuse one that cannot be."""
+        from docqa.index.formats import sniff
+        from docqa.index.formats.pdf import open_pdf
+        from docqa.index.loading import ReadError
 
         try:
-            open_pdf(path.name, path.read_bytes())
-        except PdfReadError as exc:
+            suffix = sniff(path, name)
+            if suffix == ".pdf":
+                open_pdf(path.name, path.read_bytes())
+        except ReadError as exc:
             raise ApiError(
-                415, f"the file is not a readable PDF: {exc}", "file", "not_pdf"
+                415, f"the file is not a type docqa reads: {exc}", "file", "unsupported_type"
             ) from exc
+        return suffix
 
 
 class CollectionDocuments:

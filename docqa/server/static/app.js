@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "docqa-api-key";
 const COLLECTION_KEY = "docqa-collection";
 const DEFAULT = "default";
-const EMPTY = "The index is empty: upload PDFs to ask about them.";
+const EMPTY = "The index is empty: upload documents to ask about them.";
 const STATUS_EVERY_MS = 5000; // the status line follows the server (index, workers, queue)
 const conversation = []; // {role, content} as OpenAI messages
 let controller = null; // the running answer's AbortController
@@ -239,7 +239,7 @@ function showSources(item, sources) {
     const file = names[source.source] || source.source;
     const ocr = source.ocr ? " (OCR)" : "";
     const what = source.document ? ` — ${source.document.label}` : "";
-    details.append(el("summary", `[${source.n}] ${file}, page ${source.page}${ocr} (score ${source.score.toFixed(3)})${what}`));
+    details.append(el("summary", `[${source.n}] ${file}, ${source.locator}${ocr} (score ${source.score.toFixed(3)})${what}`));
     details.append(el("pre", source.text));
     list.append(details);
   }
