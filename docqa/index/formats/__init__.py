@@ -144,6 +144,8 @@ def _content_type(path: Path, name: str) -> str:
     if _MAIL_HEADER.match(start) and re.search(rb"^(from|subject|date):", start, re.MULTILINE):
         return ".eml"
     suffix = PurePosixPath(name).suffix.lower()
+    if suffix in _SAVE_AS.keys() | _ARCHIVES | _IMAGES:  # text, named as another known type
+        raise ReadError(unsupported_reason(name))
     return suffix if suffix in _TEXT_TYPES else ".txt"
 
 

@@ -1,7 +1,7 @@
 """Spreadsheets: Excel (.xlsx, with openpyxl, read-only, cached values rather than formulas)
 and CSV (the csv module, its delimiter sniffed). Each sheet is cut into regions at empty rows;
 a region's first row is its header, and each further row is read with the headers ("Vendor:
-Acme; Limit: 5000"), located by sheet and rows."""
+Acme, Limit: 5000."), located by sheet and rows."""
 
 from __future__ import annotations
 

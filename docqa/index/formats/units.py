@@ -124,7 +124,8 @@ def numbered(
 
 
 def row_text(headers: Sequence[str], cells: Sequence[str]) -> str:
-    """A table row as "Header: value; Header: value" (a cell under no header: its value)."""
+    """A table row as one sentence, "Header: value, Header: value." (a cell under no header:
+    its value), so that evidence and quotes take whole rows."""
     parts = []
     for index, cell in enumerate(cells):
         cell = " ".join(cell.split())
@@ -132,7 +133,7 @@ def row_text(headers: Sequence[str], cells: Sequence[str]) -> str:
             continue
         header = " ".join(headers[index].split()) if index < len(headers) else ""
         parts.append(f"{header}: {cell}" if header and header != cell else cell)
-    return "; ".join(parts)
+    return ", ".join(parts) + "." if parts else ""
 
 
 def table_text(rows: Sequence[Sequence[str]]) -> str:
