@@ -136,7 +136,7 @@ def test_a_terminal_session_with_a_follow_up_ctrl_c_and_ctrl_d(terminal: Termina
     terminal.keys(FOLLOW_UP, "Enter")
     screen = terminal.wait_for("first token", count=2)
     follow_up = screen.split(FOLLOW_UP, 1)[1]
-    assert "larkspur-annual-report-2024-SAMPLE.pdf p.2" in follow_up.split("\n[1] ", 1)[1][:60]
+    assert "larkspur-annual-report-2024-SAMPLE.pdf, page 2" in follow_up.split("\n[1] ", 1)[1][:60]
     # Arrow up brings back the last question (readline history); Ctrl-U clears the line.
     terminal.keys("Up")
     assert terminal.wait_for(f"you> {FOLLOW_UP}", count=2)

@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from docqa.config import LoadingSettings
+from docqa.index.formats.plaintext import BOMS, decode_text
 from docqa.index.formats.units import Units
 from docqa.index.loading import Page, ReadError, normalise
 
@@ -18,7 +19,10 @@ HEADERS = ("From", "To", "Cc", "Date", "Subject")
 
 
 def read_eml(source: str, data: bytes, loading: LoadingSettings) -> Units:
-    message = email.message_from_bytes(data, policy=email.policy.default)
+    if data.startswith(BOMS):  # saved as UTF-16 or 32 by an editor: a message as text
+        message = email.message_from_string(decode_text(data), policy=email.policy.default)
+    else:
+        message = email.message_from_bytes(data, policy=email.policy.default)
     if not any(message[name] for name in HEADERS):
         raise ReadError("not an e-mail: it has no From, To, Cc, Date or Subject header")
     return _units(source, message, "email")
@@ -33,7 +37,9 @@ def read_msg(source: str, data: bytes, loading: LoadingSettings) -> Units:
         with extract_msg.openMsg(data) as outlook:
             if not isinstance(outlook, MessageBase):
                 raise ReadError("an Outlook item that is not a message (a contact, a task...)")
-            message = outlook.asEmailMessage()
+            # As a message of the email package's current API, as an .eml is read:
+            converted = outlook.asEmailMessage().as_bytes()
+        message = email.message_from_bytes(converted, policy=email.policy.default)
     except (ExMsgBaseException, OSError, ValueError, TypeError, KeyError) as exc:
         raise ReadError(f"not a readable Outlook message ({exc})") from exc
     return _units(source, message, "extract-msg")

@@ -48,12 +48,7 @@ def _html_units(source: str, html: str) -> Units:
         page = lxml.html.document_fromstring(_XML_DECLARATION.sub("", html))
     except (etree.ParserError, ValueError) as exc:
         raise ReadError(f"not readable HTML ({exc})") from exc
-    for element in page.xpath("//comment() | //processing-instruction()"):
-        element.drop_tree()
     title = normalise(page.findtext(".//title") or "")
-    for name in _LEFT_OUT:
-        for element in page.iter(name):
-            element.drop_tree()
     main = page.xpath("//main | //article | //body")
     root = min(main, key=lambda e: ("main", "article", "body").index(e.tag)) if main else page
     sections = Sections(source)
@@ -65,9 +60,12 @@ def _html_units(source: str, html: str) -> Units:
 
 def _walk(element: Any, sections: Sections, text: list[str]) -> None:
     """Add the element's text to `text`, closing a block at each block element, a section at
-    each heading, and reading a table as rows with their headers."""
+    each heading, reading a table as rows with their headers; leaving out what is not
+    content (comments, scripts, navigation, forms...)."""
     tag = element.tag if isinstance(element.tag, str) else ""
-    if tag in _HEADINGS or tag == "table":
+    if not tag or tag in _LEFT_OUT:  # a comment, a script, navigation...: only its tail
+        pass
+    elif tag in _HEADINGS or tag == "table":
         sections.add("".join(text))
         text.clear()
         if tag == "table":

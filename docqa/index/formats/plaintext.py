@@ -9,13 +9,14 @@ from docqa.config import LoadingSettings
 from docqa.index.formats.units import Units, numbered
 from docqa.index.loading import ReadError
 
-_BOMS = (
+_ENCODINGS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+BOMS = tuple(bom for bom, encoding in _ENCODINGS if encoding != "utf-8-sig")  # wide encodings
 
 
 def read_text(source: str, data: bytes, loading: LoadingSettings) -> Units:
@@ -27,7 +28,7 @@ def read_text(source: str, data: bytes, loading: LoadingSettings) -> Units:
 def decode_text(data: bytes) -> str:
     """The file's text: UTF-8 (or the encoding its byte order mark names), else the encoding
     charset-normalizer recognises; ReadError for binary content."""
-    for bom, encoding in _BOMS:
+    for bom, encoding in _ENCODINGS:
         if data.startswith(bom):
             return data.decode(encoding, "replace")
     try:

@@ -20,17 +20,20 @@ def read_docx(source: str, data: bytes, loading: LoadingSettings) -> Units:
     import docx
     from docx.table import Table
 
+    sections = Sections(source)
+    headings = []
     try:
         document = docx.Document(io.BytesIO(data))
         blocks = list(document.iter_inner_content())
         meta = core_properties(document.core_properties)
+        tables = {
+            id(block): table_text(_rows(block)) for block in blocks if isinstance(block, Table)
+        }
     except (ValueError, KeyError, AttributeError, SyntaxError) as exc:  # lxml's: SyntaxErrors
         raise ReadError(f"not a readable Word file ({exc})") from exc
-    sections = Sections(source)
-    headings = []
     for block in blocks:
         if isinstance(block, Table):
-            sections.add(table_text(_rows(block)))
+            sections.add(tables[id(block)])
             continue
         level = _level(block.style.name if block.style is not None else "")
         if level is None:
