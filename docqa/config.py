@@ -30,7 +30,7 @@ class _Section(BaseModel):
 
 
 class PathSettings(_Section):
-    data: Path = Field(Path("data"), description="Folder searched (recursively) for PDF files.")
+    data: Path = Field(Path("data"), description="Folder searched (recursively) for documents.")
     vectorstore: Path = Field(Path("vectorstore"), description="Folder that holds the index.")
     collections: Path = Field(
         Path("collections"),
@@ -340,9 +340,9 @@ class ServerSettings(_Section):
         120.0, gt=0, description="Longest a question may take once started; then it stops."
     )
     max_body_kb: int = Field(256, ge=1, description="Largest JSON request body.")
-    max_upload_mb: int = Field(50, ge=1, description="Largest PDF upload.")
+    max_upload_mb: int = Field(50, ge=1, description="Largest upload.")
     upload_quota_mb: int = Field(
-        2000, ge=1, description="Room uploaded PDFs may take in the data folder, in all."
+        2000, ge=1, description="Room uploaded documents may take in the data folder, in all."
     )
     max_question_chars: int = Field(4000, ge=1, description="Longest question.")
     max_messages: int = Field(64, ge=1, description="Most messages in one chat request.")
@@ -372,7 +372,7 @@ class ServerSettings(_Section):
     delete_any_file: bool = Field(
         False,
         description="Let DELETE /v1/documents/{id} delete any file of the data folder with that "
-        "content, not only the PDFs uploaded over HTTP.",
+        "content, not only the documents uploaded over HTTP.",
     )
 
 

@@ -164,12 +164,12 @@ def test_answers_without_any_network(project: Path) -> None:
     assert answer in json.loads(result.stdout)["answer"]
 
 
-def test_no_pdfs_is_one_clear_line(tmp_path: Path) -> None:
+def test_no_documents_is_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     result = run_cli("ingest.py", cwd=tmp_path)
     assert result.returncode == 4
     assert result.stderr.strip().count("\n") == 0
-    assert result.stderr.startswith("error: no PDF files in ")
+    assert result.stderr.startswith("error: no documents in ")
 
 
 def test_overlap_of_half_a_chunk_is_an_invalid_setting(tmp_path: Path) -> None:

@@ -193,3 +193,31 @@ def test_layout_puts_boxes_in_reading_order() -> None:
     ]
     assert layout(boxes) == "Hello world,\na hyphenated word.\n\nNew paragraph."
     assert layout([]) == ""
+
+
+def test_the_adidas_passage_of_a_scanned_20f_is_found_first_with_its_words_apart(
+    tmp_path: Path, showcase_pdf: Path
+) -> None:
+    """Pages 52-54 of the 20-F as a scanner gives them (300 dpi grayscale pictures, no text):
+    the adidas question finds page 53 first, its words apart and its £ read as such."""
+    import pypdfium2
+    from fpdf import FPDF
+
+    original = pypdfium2.PdfDocument(showcase_pdf)
+    scan = FPDF(unit="pt")
+    for index in (51, 52, 53):
+        width, height = original[index].get_size()
+        scan.add_page(format=(width, height))
+        picture = original[index].render(scale=300 / 72, grayscale=True).to_pil()
+        scan.image(picture, x=0, y=0, w=width, h=height)
+    (tmp_path / "data").mkdir()
+    scan.output(str(tmp_path / "data" / "manu-pages-52-54-scanned.pdf"))
+    assert run_cli("ingest.py", cwd=tmp_path).returncode == 0
+    question = "How much is the minimum guarantee payable by adidas?"
+    asked = run_cli("main.py", question, "--json", "--retrieve-only", cwd=tmp_path)
+    top = json.loads(asked.stdout)["sources"][0]
+    assert top["page"] in (2, 3)  # the 20-F's pages 53 and 54 both give it
+    assert top["ocr"]
+    text = " ".join(top["text"].split())
+    assert "minimum guarantee" in text
+    assert "£750 million" in text

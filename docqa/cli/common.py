@@ -35,7 +35,9 @@ DebugOption = Annotated[
 ]
 DataOption = Annotated[
     Path | None,
-    typer.Option("--data", help="Folder of PDFs (default from config.yml).", resolve_path=True),
+    typer.Option(
+        "--data", help="Folder of documents (default from config.yml).", resolve_path=True
+    ),
 ]
 VectorstoreOption = Annotated[
     Path | None,

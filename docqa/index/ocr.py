@@ -1,16 +1,17 @@
 """Reading pages that are pictures of text: render them with pypdfium2, read them with RapidOCR.
 
-RapidOCR (rapidocr-onnxruntime) runs on ONNX Runtime with its models inside its wheel, so OCR
-works offline and needs no system package (the other OCR engines on PyPI either download
-their models at run time, as the rapidocr 3 package and docTR do, or need Tesseract
-installed). Its text boxes are put back in reading order: boxes whose middles share a band are
-one line, read left to right; a gap wider than a line starts a new paragraph; a word
-hyphenated at a line's end is joined again.
+RapidOCR (the rapidocr package) runs PaddleOCR's PP-OCRv6 models on ONNX Runtime, the models
+inside its wheel, so OCR works offline and needs no system package. Its recogniser keeps the
+spaces between words and reads currency signs: on 12 pages of the 20-F, word error rate 0.8%
+counting spaces, against 3.9% with rapidocr-onnxruntime's PP-OCRv4 (words run together, £ read
+as f); Tesseract from Debian reached 1.6% and needs a system package, and dictionary word
+segmenters left 2-3% and cannot mend a £. Its text boxes are put back in reading order: boxes
+whose middles share a band are one line, read left to right; a gap wider than a line starts a
+new paragraph; a word hyphenated at a line's end is joined again.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import statistics
 from collections.abc import Sequence
@@ -43,15 +44,17 @@ def ocr_image(image: np.ndarray) -> str:
     """The text of a page image (height x width x 3, uint8), in reading order."""
     if image.min() == image.max():  # a blank page: nothing for the OCR models to find
         return ""
-    found, _ = _engine()(image)
+    found = _engine()(image)
+    if found.boxes is None:
+        return ""
     boxes = [
         TextBox(
-            min(x for x, _ in corners),
-            min(y for _, y in corners),
-            max(y for _, y in corners),
+            float(corners[:, 0].min()),
+            float(corners[:, 1].min()),
+            float(corners[:, 1].max()),
             text.strip(),
         )
-        for corners, text, _score in found or []
+        for corners, text in zip(found.boxes, found.txts, strict=True)
         if text.strip()
     ]
     return layout(boxes)
@@ -89,9 +92,8 @@ def layout(boxes: Sequence[TextBox]) -> str:
 @cache
 def _engine() -> Any:
     """One OCR engine per process (loading its three models takes about a second)."""
-    from rapidocr_onnxruntime import RapidOCR
+    from rapidocr import RapidOCR
 
-    logging.getLogger("RapidOCR").setLevel(logging.ERROR)
     # Its angle classifier turned upright lines of English upside down (on the bundled
     # sample, 91% of the words found with it, 99.8% without): pages are taken as upright.
-    return RapidOCR(use_cls=False)
+    return RapidOCR(params={"Global.use_cls": False, "Global.log_level": "error"})

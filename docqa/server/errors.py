@@ -35,7 +35,7 @@ PUBLIC_MESSAGES = {
     "index": "the index is missing, empty or unusable: run ingest (or upload a document)",
     "model": "the model cannot be loaded or run",
     "config": "the server's settings are invalid",
-    "no_input": "the data folder holds no PDF to index: upload one",
+    "no_input": "the data folder holds no document to index: upload one",
     "write": "the index could not be written (is the server's disk full or read-only?)",
     "busy": "another ingest is writing the index: try again when it has finished",
     "interrupted": "the job was interrupted (the server stopped, or lost its job queue): try again",
