@@ -102,8 +102,8 @@ def first_pages(pdf: Path, out: Path, pages: int) -> Path:
 def retrieval_rows(pages: int, cache: Path) -> list[dict[str, Any]]:
     """The answerable test-half questions about the first `pages` pages of the 20-F, searched
     in those pages with their text layer and in their image-only copy."""
-    items = [
-        item
+    items = [  # each index holds one copy of the 20-F under its own name: any file counts
+        item.model_copy(update={"source": None})
         for item in load_questions(HALVES["test"])
         if item.answerable and min(item.pages) <= pages
     ]

@@ -82,7 +82,7 @@ class LoadingSettings(_Section):
         200_000, ge=1, description="Spreadsheet rows in one file (.xlsx, .csv), empty ones too."
     )
     max_ocr_pages: int = Field(
-        500, ge=0, description="Pages of one file read by OCR (about 1 s each on 2 cores)."
+        500, ge=0, description="Pages of one file read by OCR (2-6 s each on 2 cores)."
     )
     max_stream_mb: int = Field(
         256,

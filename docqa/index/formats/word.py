@@ -57,10 +57,20 @@ def _rows(table: Any) -> list[list[str]]:
     """A table's rows of cell texts; a merged cell counted once."""
     rows = []
     for row in table.rows:
-        cells, seen = [], set()
-        for cell in row.cells:
-            if id(cell._tc) not in seen:
-                seen.add(id(cell._tc))
-                cells.append(cell.text)
-        rows.append(cells)
+        try:
+            cells = list(dict.fromkeys(row.cells))  # a merged cell is repeated in row.cells
+        except ValueError:  # a vertical merge python-docx cannot follow (seen in real files)
+            rows.append([_text(cell) for cell in row._tr.tc_lst])
+            continue
+        rows.append([cell.text for cell in cells])
     return rows
+
+
+def _text(cell: Any) -> str:
+    """A cell's text from its XML: its paragraphs, one per line."""
+    from docx.oxml.ns import qn
+
+    return "\n".join(
+        "".join(run.text or "" for run in paragraph.iter(qn("w:t")))
+        for paragraph in cell.iter(qn("w:p"))
+    )
