@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from tests.fixtures.formats import pptx_bytes
 from tests.fixtures.pdfs import write_pdf
 from tests.fixtures.projects import FACTS, REPO, run_cli, write_documents
 from tests.fixtures.services import long_question, serving, wait_for_job
@@ -115,6 +116,17 @@ def test_an_uploaded_pdf_is_indexed_and_answered_from(page: Page, tmp_path: Path
     answer = ask(page, "How many pear trees does the Zephyr orchard grow?")
     answer.locator(".citations").wait_for(timeout=120_000)
     assert "zephyr orchard.pdf, page 1" in answer.locator(".citations").inner_text()
+
+
+def test_an_uploaded_slide_deck_is_cited_by_its_slide(page: Page, tmp_path: Path) -> None:
+    deck = tmp_path / "board.pptx"
+    deck.write_bytes(pptx_bytes())
+    page.set_input_files("#files", str(deck))
+    page.wait_for_selector("#uploads li:has-text('indexed')", timeout=120_000)
+    assert "board.pptx" in page.inner_text("#indexed")
+    answer = ask(page, "What is the revenue forecast for 2027?")
+    answer.locator(".citations").wait_for(timeout=120_000)
+    assert "board.pptx, slide 2: Revenue outlook" in answer.locator(".citations").inner_text()
 
 
 def test_checked_documents_and_collections_limit_what_answers(page: Page, tmp_path: Path) -> None:
