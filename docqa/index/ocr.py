@@ -44,7 +44,12 @@ def ocr_image(image: np.ndarray) -> str:
     """The text of a page image (height x width x 3, uint8), in reading order."""
     if image.min() == image.max():  # a blank page: nothing for the OCR models to find
         return ""
-    found = _engine()(image)
+    try:
+        found = _engine()(image)
+    except Exception as exc:  # ONNX Runtime's own error, for an allocation past the limit too
+        if "bad_alloc" in str(exc):
+            raise MemoryError(str(exc)) from exc
+        raise
     if found.boxes is None:
         return ""
     boxes = [
