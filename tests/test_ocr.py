@@ -221,3 +221,18 @@ def test_the_adidas_passage_of_a_scanned_20f_is_found_first_with_its_words_apart
     text = " ".join(top["text"].split())
     assert "minimum guarantee" in text
     assert "£750 million" in text
+
+
+def test_a_page_the_ocr_models_cannot_read_is_reported_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import docqa.index.ocr
+
+    def fails(image: object) -> str:
+        raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION")
+
+    monkeypatch.setattr(docqa.index.ocr, "ocr_image", fails)
+    path = write_pdf(tmp_path / "scan.pdf", SCANNED, images=frozenset({1, 2}))
+    pdf = open_pdf("scan.pdf", path.read_bytes())
+    assert [page.text for page in pdf.pages("auto")] == ["", ""]
+    assert pdf.unreadable_pages == [1, 2]

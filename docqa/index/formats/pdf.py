@@ -79,13 +79,13 @@ class PdfFile:
         from docqa.index.ocr import ocr_image, render
 
         try:
-            image = render(self._pdfium[number - 1])
+            return ocr_image(render(self._pdfium[number - 1]))
         except MemoryError:
             raise
-        except Exception as exc:  # a page pdfium cannot render has nothing to read
-            log.debug("rendering page %d of %s: %s", number, self.source, exc)
+        except Exception as exc:  # a page pdfium cannot render, or the OCR models cannot read
+            log.debug("OCR of page %d of %s: %s", number, self.source, exc)
+            self.unreadable_pages.append(number)
             return ""
-        return ocr_image(image)
 
     def metadata(self) -> dict[str, str]:
         """The document information: Title, Author, Subject (those present, as text)."""
