@@ -4,7 +4,9 @@ reported, hostile Office files failed with their reasons), each fact answered th
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -19,6 +21,7 @@ from tests.fixtures.formats import (
     docx_bytes,
     eml_bytes,
     pptx_bytes,
+    with_part,
     write_formats,
     write_hostile_office,
     xlsx_bytes,
@@ -111,6 +114,26 @@ def test_hostile_office_files_fail_with_their_reason(tmp_path: Path) -> None:
     for name, reason in reasons.items():
         with pytest.raises(ReadError, match="^" + reason.replace(".", r"\.")):
             read_document_file(name, (tmp_path / "hostile" / name).read_bytes(), loading)
+
+
+@pytest.mark.parametrize(
+    ("name", "package", "part", "kind"),
+    [
+        ("cut.docx", docx_bytes(), "word/document.xml", "Word"),
+        ("cut.pptx", pptx_bytes(), "ppt/slides/slide2.xml", "PowerPoint"),
+        ("cut.xlsx", xlsx_bytes(), "xl/worksheets/sheet1.xml", "Excel"),
+    ],
+)
+def test_a_damaged_office_file_fails_with_its_library_s_reason(
+    name: str, package: bytes, part: str, kind: str
+) -> None:
+    """Whatever a format's library raises on a damaged file is that file's failure: the
+    ingest goes on with the other files."""
+    with zipfile.ZipFile(io.BytesIO(package)) as source:
+        body = source.read(part)
+    damaged = with_part(package, part, body[: len(body) // 2])
+    with pytest.raises(ReadError, match=f"^not a readable {kind} file \\("):
+        list(read_document_file(name, damaged, LoadingSettings()).pages())
 
 
 @pytest.mark.parametrize(

@@ -103,7 +103,13 @@ def read_document_file(source: str, data: bytes, loading: LoadingSettings) -> Op
     if not data:
         raise ReadError("empty file (0 bytes)")
     module = importlib.import_module(f"{__name__}.{found.module}")
-    opened: Opened = getattr(module, found.reader)(source, data, loading)
+    try:
+        opened: Opened = getattr(module, found.reader)(source, data, loading)
+    except (ReadError, MemoryError):
+        raise
+    except Exception as exc:  # a library failing on a file: that file fails, not the ingest
+        kind = f"{found.name} file" if "e-mail" not in found.name else "message"
+        raise ReadError(f"not a readable {kind} ({type(exc).__name__}: {exc})") from exc
     return opened
 
 

@@ -30,18 +30,14 @@ def read_eml(source: str, data: bytes, loading: LoadingSettings) -> Units:
 
 def read_msg(source: str, data: bytes, loading: LoadingSettings) -> Units:
     import extract_msg
-    from extract_msg.exceptions import ExMsgBaseException
     from extract_msg.msg_classes import MessageBase
 
-    try:
-        with extract_msg.openMsg(data) as outlook:
-            if not isinstance(outlook, MessageBase):
-                raise ReadError("an Outlook item that is not a message (a contact, a task...)")
-            # As a message of the email package's current API, as an .eml is read:
-            converted = outlook.asEmailMessage().as_bytes()
-        message = email.message_from_bytes(converted, policy=email.policy.default)
-    except (ExMsgBaseException, OSError, ValueError, TypeError, KeyError) as exc:
-        raise ReadError(f"not a readable Outlook message ({exc})") from exc
+    with extract_msg.openMsg(data) as outlook:
+        if not isinstance(outlook, MessageBase):
+            raise ReadError("an Outlook item that is not a message (a contact, a task...)")
+        # As a message of the email package's current API, as an .eml is read:
+        converted = outlook.asEmailMessage().as_bytes()
+    message = email.message_from_bytes(converted, policy=email.policy.default)
     return _units(source, message, "extract-msg")
 
 

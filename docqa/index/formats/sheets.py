@@ -14,7 +14,7 @@ from docqa.config import LoadingSettings
 from docqa.index.formats.ooxml import check_package
 from docqa.index.formats.plaintext import decode_text
 from docqa.index.formats.units import Units, numbered, row_text
-from docqa.index.loading import LimitReached, Page, ReadError
+from docqa.index.loading import LimitReached, Page
 
 SNIFFED = 64 * 1024  # characters of a CSV file its dialect is guessed from
 
@@ -25,19 +25,16 @@ def read_xlsx(source: str, data: bytes, loading: LoadingSettings) -> Units:
 
     units: list[Page] = []
     rows_read = 0
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        for sheet in workbook.worksheets:
-            rows = []
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-                rows_read += 1
-                if rows_read > loading.max_rows:
-                    raise LimitReached(f"more than {loading.max_rows} rows", "max_rows")
-                rows.append((number, [_cell(value) for value in values]))
-            units += regions(source, rows, sheet.title, len(units) + 1)
-        title = workbook.properties.title
-    except (ValueError, KeyError, TypeError, SyntaxError) as exc:  # SyntaxError: XML's
-        raise ReadError(f"not a readable Excel file ({exc})") from exc
+    workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    for sheet in workbook.worksheets:
+        rows = []
+        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            rows_read += 1
+            if rows_read > loading.max_rows:
+                raise LimitReached(f"more than {loading.max_rows} rows", "max_rows")
+            rows.append((number, [_cell(value) for value in values]))
+        units += regions(source, rows, sheet.title, len(units) + 1)
+    title = workbook.properties.title
     return Units("openpyxl", units, {"Title": title} if title else {}, title or None)
 
 
@@ -48,13 +45,10 @@ def read_csv(source: str, data: bytes, loading: LoadingSettings) -> Units:
     except csv.Error:  # one column, or too little to tell
         dialect = "excel"
     rows = []
-    try:
-        for number, values in enumerate(csv.reader(io.StringIO(text), dialect), start=1):
-            if number > loading.max_rows:
-                raise LimitReached(f"more than {loading.max_rows} rows", "max_rows")
-            rows.append((number, values))
-    except csv.Error as exc:
-        raise ReadError(f"not a readable CSV file ({exc})") from exc
+    for number, values in enumerate(csv.reader(io.StringIO(text), dialect), start=1):
+        if number > loading.max_rows:
+            raise LimitReached(f"more than {loading.max_rows} rows", "max_rows")
+        rows.append((number, values))
     return Units("csv", regions(source, rows, "", 1))
 
 

@@ -10,19 +10,16 @@ from typing import Any
 from docqa.config import LoadingSettings
 from docqa.index.formats.ooxml import check_package, core_properties
 from docqa.index.formats.units import Units, table_text
-from docqa.index.loading import LimitReached, Page, ReadError, normalise
+from docqa.index.loading import LimitReached, Page, normalise
 
 
 def read_pptx(source: str, data: bytes, loading: LoadingSettings) -> Units:
     check_package(data, loading, "ppt/presentation.xml", ".pptx")
     from pptx import Presentation
 
-    try:
-        presentation = Presentation(io.BytesIO(data))
-        slides = list(presentation.slides)
-        meta = core_properties(presentation.core_properties)
-    except (ValueError, KeyError, AttributeError, SyntaxError) as exc:  # lxml's: SyntaxErrors
-        raise ReadError(f"not a readable PowerPoint file ({exc})") from exc
+    presentation = Presentation(io.BytesIO(data))
+    slides = list(presentation.slides)
+    meta = core_properties(presentation.core_properties)
     if len(slides) > loading.max_pages:
         raise LimitReached(f"it has {len(slides)} slides", "max_pages")
     units, titles = [], []

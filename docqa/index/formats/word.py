@@ -10,7 +10,6 @@ from typing import Any
 from docqa.config import LoadingSettings
 from docqa.index.formats.ooxml import check_package, core_properties
 from docqa.index.formats.units import Sections, Units, table_text
-from docqa.index.loading import ReadError
 
 _HEADING_STYLE = re.compile(r"Heading ([1-9])$")
 
@@ -22,18 +21,11 @@ def read_docx(source: str, data: bytes, loading: LoadingSettings) -> Units:
 
     sections = Sections(source)
     headings = []
-    try:
-        document = docx.Document(io.BytesIO(data))
-        blocks = list(document.iter_inner_content())
-        meta = core_properties(document.core_properties)
-        tables = {
-            id(block): table_text(_rows(block)) for block in blocks if isinstance(block, Table)
-        }
-    except (ValueError, KeyError, AttributeError, SyntaxError) as exc:  # lxml's: SyntaxErrors
-        raise ReadError(f"not a readable Word file ({exc})") from exc
-    for block in blocks:
+    document = docx.Document(io.BytesIO(data))
+    meta = core_properties(document.core_properties)
+    for block in document.iter_inner_content():
         if isinstance(block, Table):
-            sections.add(tables[id(block)])
+            sections.add(table_text(_rows(block)))
             continue
         level = _level(block.style.name if block.style is not None else "")
         if level is None:
