@@ -29,7 +29,7 @@ class Source:
     also: tuple[str, ...] = ()  # other names of the same file
     ocr: bool = False  # the page's text was read from its image
     document: DocumentIdentity | None = None  # what the file is
-    locator: str = ""  # where in the file: "page 12", "slide 3: Budget", "Sheet1, rows 2-40"
+    locator: str = ""  # where in the file ("slide 3: Budget", "Sheet1, rows 2-40"); "" for a page
 
     @property
     def where(self) -> str:

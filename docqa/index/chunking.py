@@ -24,7 +24,7 @@ class Chunk:
     page: int
     text: str
     tokens: int  # word pieces of the embedding model, without its special tokens
-    locator: str = ""  # where in the file: "page 12", "slide 3: Budget", "Sheet1, rows 2-40"
+    locator: str = ""  # where in the file ("slide 3: Budget", "Sheet1, rows 2-40"); "" for a page
 
 
 _PAGE_BREAK = "\n\n"

@@ -30,15 +30,14 @@ class Page:
     line_word: str = "lines"  # what `lines` counts: "rows" of a sheet, "lines" of a file
 
     def locator(self, start: int, end: int) -> str:
-        """Where the text from character `start` to `end` is: the page or unit, and for a
-        unit of numbered lines the rows or lines it spans."""
-        where = self.where or f"page {self.number}"
+        """Where the text from character `start` to `end` is: the unit, and for a unit of
+        numbered lines the rows or lines it spans; "" on a PDF's page (its number says it)."""
         if not self.lines:
-            return where
+            return self.where
         first = self.lines[self.text.count("\n", 0, start)]
         last = self.lines[min(self.text.count("\n", 0, max(end - 1, start)), len(self.lines) - 1)]
         span = f"{self.line_word} {first}" + (f"-{last}" if last != first else "")
-        return f"{where}, {span}" if self.where else span
+        return f"{self.where}, {span}" if self.where else span
 
 
 class ReadError(Exception):

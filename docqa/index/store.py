@@ -80,7 +80,7 @@ class Hit:
     also: tuple[str, ...] = ()  # other names of the same file
     ocr: bool = False  # its page's text was read from the page's image
     document: DocumentIdentity | None = None  # what the file is (None: not from an index)
-    locator: str = ""  # where in the file ("page 12", "slide 3: Budget"); "" for a page
+    locator: str = ""  # where in the file ("slide 3: Budget", "Sheet1, rows 2-40"); "" for a page
 
 
 class VectorStore:
@@ -189,8 +189,9 @@ class VectorStore:
         ocr = chunk.page in self._ocr_pages.get(chunk.source, ())
         identity = self._identities.get(chunk.source)
         text = as_data(chunk.text)
-        locator = chunk.locator or f"page {chunk.page}"  # an index made before locators
-        return Hit(chunk.source, chunk.page, text, score, chunk_id, also, ocr, identity, locator)
+        return Hit(
+            chunk.source, chunk.page, text, score, chunk_id, also, ocr, identity, chunk.locator
+        )
 
     def with_neighbours(self, chunk_id: int, count: int) -> str:
         """The chunk's text joined with up to `count` chunks either side from the same file,
