@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from docqa.config import LoadingSettings
 from docqa.index.formats.ooxml import check_package
 from docqa.index.formats.plaintext import decode_text
-from docqa.index.formats.units import Units, numbered, row_text
+from docqa.index.formats.units import Units, numbered, table_lines
 from docqa.index.loading import LimitReached, Page
 
 SNIFFED = 64 * 1024  # characters of a CSV file its dialect is guessed from
@@ -64,9 +64,8 @@ def regions(
             region.append((number, values))
             continue
         if region:
-            headers = region[0][1]
-            lines = [(region[0][0], " · ".join(h.strip() for h in headers if h.strip()))]
-            lines += [(number, row_text(headers, values)) for number, values in region[1:]]
+            numbers = [number for number, _ in region]
+            lines = zip(numbers, table_lines([values for _, values in region]), strict=True)
             unit = numbered(source, first + len(units), lines, where, "rows")
             if unit:
                 units.append(unit)

@@ -1,6 +1,6 @@
 """What every format's reader gives (Opened), and the pieces the readers of formats other than
 PDF share: a document read whole (Units), text gathered under its headings (Sections), lines
-or rows kept with their numbers (numbered), a table row with its headers (row_text)."""
+or rows kept with their numbers (numbered), a table's rows with their headers (table_lines)."""
 
 from __future__ import annotations
 
@@ -137,10 +137,14 @@ def row_text(headers: Sequence[str], cells: Sequence[str]) -> str:
 
 
 def table_text(rows: Sequence[Sequence[str]]) -> str:
-    """A table as lines: its header row, then each row with its headers."""
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    """A table as text, a line for each row that holds something (table_lines)."""
+    return "\n".join(table_lines([row for row in rows if any(cell.strip() for cell in row)]))
+
+
+def table_lines(rows: Sequence[Sequence[str]]) -> list[str]:
+    """A table's lines: its header row ("Vendor · Limit"), then each row with its headers."""
     if not rows:
-        return ""
+        return []
     headers = rows[0]
     first = " · ".join(" ".join(cell.split()) for cell in headers if cell.strip())
-    return "\n".join([first] + [row_text(headers, row) for row in rows[1:]])
+    return [first] + [row_text(headers, row) for row in rows[1:]]
