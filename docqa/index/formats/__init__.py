@@ -69,6 +69,7 @@ _OFFICE_PARTS = {
 }
 _TEXT_TYPES = (".txt", ".md", ".markdown", ".csv", ".html", ".htm", ".eml")  # told by name
 SNIFFED = 64 * 1024  # bytes of a file its type is told from
+OLE_DIRECTORY = 1 << 20  # bytes of a Compound File searched for an Outlook message's streams
 _MAIL_HEADER = re.compile(rb"[a-z][a-z0-9-]*:[ \t]")  # "From: ...": a message's first line
 _ARCHIVES = {".zip", ".7z", ".rar", ".tar", ".gz", ".tgz", ".bz2", ".xz"}
 _IMAGES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp", ".webp", ".heic"}
@@ -131,12 +132,14 @@ def _a(name: str) -> str:
 def _content_type(path: Path, name: str) -> str:
     with open(path, "rb") as file:
         head = file.read(SNIFFED)
+        if head.startswith(OLE_MAGIC):  # its directory, where an Outlook message's streams
+            head += file.read(OLE_DIRECTORY - len(head))  # are named, is usually in here
     if b"%PDF-" in head[:1024]:
         return ".pdf"
     if head.startswith(b"PK\x03\x04"):
         return _office_type(path)
     if head.startswith(OLE_MAGIC):
-        if _outlook(path):
+        if "__substg1.0_".encode("utf-16-le") in head:
             return ".msg"
         raise ReadError(
             "an encrypted or older binary Office file (.doc, .xls, .ppt): save it without a "
@@ -167,10 +170,3 @@ def _office_type(path: Path) -> str:
         if part in names:
             return suffix
     raise ReadError("a zip archive, not a Word, PowerPoint or Excel file: unpack it first")
-
-
-def _outlook(path: Path) -> bool:
-    """Whether a Compound File holds an Outlook message's streams (looked for in its first
-    megabyte, where its directory usually is)."""
-    with open(path, "rb") as file:
-        return "__substg1.0_".encode("utf-16-le") in file.read(1 << 20)
