@@ -1,4 +1,4 @@
-"""docqa: offline question answering over your PDFs, with sources and timings."""
+"""docqa: offline question answering over your documents, with sources and timings."""
 
 from importlib.metadata import PackageNotFoundError, version
 

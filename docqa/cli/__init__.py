@@ -21,7 +21,7 @@ from docqa.cli.meta import meta
 from docqa.cli.serve import serve, worker
 from docqa.cli.status import status
 
-_HELP = "Ask questions about your PDFs, offline: ingest them once, then ask."
+_HELP = "Ask questions about your documents, offline: ingest them once, then ask."
 
 app = typer.Typer(
     help=_HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False

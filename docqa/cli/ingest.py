@@ -1,4 +1,4 @@
-"""`docqa ingest`: build the index from the PDFs in the data folder."""
+"""`docqa ingest`: build the index from the documents in the data folder."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def ingest(
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Bring the index up to date with the PDFs under the data folder: new and changed files
-    are read and embedded, removed ones dropped, unchanged ones left alone."""
+    """Bring the index up to date with the documents under the data folder: new and changed
+    files are read and embedded, removed ones dropped, unchanged ones left alone."""
 
     def body() -> ExitCode:
         from docqa.index.watching import follow_folder
@@ -80,7 +80,7 @@ def _ingest_once(settings: Settings, rebuild: bool) -> ExitCode:
 
 
 def _ingest_waiting(settings: Settings, rebuild: bool) -> None:
-    """One ingest of a watched folder: a folder without PDFs yet is waited on, not an error."""
+    """One ingest of a watched folder: a folder without documents yet is waited on, not an error."""
     try:
         _ingest_once(settings, rebuild)
     except NoDocumentsError as exc:

@@ -1,1 +1,1 @@
-"""The index side: PDFs read, chunked and embedded into a verified index on disk; ingest."""
+"""The index side: documents read, chunked and embedded into a verified index on disk; ingest."""

@@ -96,7 +96,7 @@ def current_generation(folder: Path) -> str:
         name = (folder / CURRENT).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         raise VectorStoreError(
-            f"no index in {folder}: run `python ingest.py` first (it reads PDFs from data/)"
+            f"no index in {folder}: run `python ingest.py` first (it reads the documents in data/)"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise VectorStoreError(f"cannot read the index in {folder} ({exc}): {RERUN}") from exc

@@ -1,4 +1,4 @@
-"""The ingest service: bring the index up to date with the PDFs in the data folder.
+"""The ingest service: bring the index up to date with the documents in the data folder.
 
 Files are matched with the last ingest by content (SHA-256). Only new content is read and
 embedded; renamed, moved and copied files reuse the chunks already made, and a file whose

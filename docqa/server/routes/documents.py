@@ -1,4 +1,4 @@
-"""/v1/documents?collection=NAME: a PDF uploaded (kept under its content hash) and ingested;
+"""/v1/documents?collection=NAME: a document uploaded (kept under its content hash) and ingested;
 the index's documents listed; a document removed — of the default collection, or NAME's."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ Collection = Annotated[str | None, Query(max_length=64)]
 async def upload(
     request: Request, file: UploadFile, state: Served, collection: Collection = None
 ) -> dict[str, Any]:
-    """Add a PDF to the collection's data folder (named by its content) and ingest it."""
+    """Add a document to the collection's data folder (named by its content) and ingest it."""
     name = file.filename or ""
     if not _plain_file_name(name):
         raise ApiError(400, "the file name must be a plain name, not a path", "file")
