@@ -38,6 +38,11 @@ class PathSettings(_Section):
         "and its data folder unless it was created with --data. The default collection is "
         "paths.data and paths.vectorstore.",
     )
+    state: Path = Field(
+        Path("state"),
+        description="Folder of the server's own records (kept conversations); only its owner "
+        "may read it.",
+    )
 
 
 class EmbeddingSettings(_Section):
@@ -480,6 +485,7 @@ def _anchor_paths(settings: Settings, root: Path) -> Settings:
                     "data": anchored(settings.paths.data),
                     "vectorstore": anchored(settings.paths.vectorstore),
                     "collections": anchored(settings.paths.collections),
+                    "state": anchored(settings.paths.state),
                 }
             ),
             "llm": settings.llm.model_copy(

@@ -13,7 +13,7 @@ import pytest
 from docqa.index.encoders.openvino_runtime import cpu_has_bf16
 from docqa.index.generations import CURRENT
 from docqa.index.manifest import MANIFEST
-from tests.fixtures.pdfs import write_pdf
+from tests.fixtures.pdfs import tinted, words_box, write_pdf
 from tests.fixtures.projects import FACTS, REPO, run_cli, write_documents
 
 pytestmark = pytest.mark.slow
@@ -138,6 +138,23 @@ def test_text_output_has_answer_sources_and_timings(project: Path) -> None:
     quiet = run_cli("main.py", question, "--no-sources", cwd=project)
     assert quiet.returncode == 0
     assert "Sources:" not in quiet.stdout
+
+
+def test_open_writes_the_cited_page_with_the_figure_highlighted(project: Path) -> None:
+    question, answer, source, page = FACTS[0]
+    shown = run_cli("main.py", question, "--open", "1", "--no-sources", cwd=project)
+    assert shown.returncode == 0, shown.stderr
+    written = Path(shown.stdout.split("Page image: ")[1].strip())
+    assert written.name == f"{Path(source).stem}-page-{page}.png"
+    figure = words_box(project / "data" / source, page, answer, 150)
+    assert tinted(written.read_bytes(), figure) > 0.9
+    assert (
+        tinted(written.read_bytes(), words_box(project / "data" / source, page, "Contracts", 150))
+        == 0
+    )
+    missing = run_cli("main.py", question, "--open", "9", "--no-sources", cwd=project)
+    assert missing.returncode == 2
+    assert "error: there is no source [9]: the answer has" in missing.stderr
 
 
 def test_ctransformers_answers_through_the_whole_pipeline(project: Path, tiny_ggml: Path) -> None:

@@ -8,6 +8,7 @@ from docqa.answer.evidence import (
     YEAR_WEIGHT,
     Evidence,
     excerpts,
+    quote,
     select,
     sentences,
 )
@@ -88,3 +89,17 @@ def test_a_sentence_said_again_by_an_overlapping_chunk_is_ranked_once() -> None:
     assert texts.count(said) == 1
     assert "Survey covered 39" not in texts  # a fragment of a better-ranked sentence
     assert sorted(texts) == sorted(["Banana sales rise.", said, "More here now."])
+
+
+def test_the_quote_is_the_sentence_with_the_answers_figure_else_the_best_evidence() -> None:
+    passage = (
+        "We have a 10-year agreement with adidas. The minimum guarantee payable by adidas "
+        "over the term of the agreement is equal to £750 million, subject to certain "
+        "adjustments. Payments may increase if the team wins the league."
+    )
+    answer = "The minimum guarantee payable by adidas is £750 million"
+    assert quote(passage, answer, [], 1).startswith("The minimum guarantee payable by adidas over")
+    best = Evidence(1, 2, "Payments may increase if the team wins the league.", 0.9)
+    other = Evidence(2, 0, "Elsewhere.", 1.0)
+    assert quote(passage, "", [other, best], 1) == best.text  # a declined answer: the evidence
+    assert quote(passage, "", [other], 1) == ""

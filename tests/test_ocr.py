@@ -185,11 +185,11 @@ def test_status_lists_every_file_with_what_became_of_it(tmp_path: Path) -> None:
 
 def test_layout_puts_boxes_in_reading_order() -> None:
     boxes = [
-        TextBox(300, 100, 130, "world,"),  # a line read as two boxes, out of order
-        TextBox(50, 102, 128, "Hello"),
-        TextBox(50, 140, 170, "a hyphen-"),
-        TextBox(50, 180, 210, "ated word."),
-        TextBox(50, 300, 330, "New paragraph."),
+        TextBox(300, 100, 360, 130, "world,"),  # a line read as two boxes, out of order
+        TextBox(50, 102, 120, 128, "Hello"),
+        TextBox(50, 140, 200, 170, "a hyphen-"),
+        TextBox(50, 180, 200, 210, "ated word."),
+        TextBox(50, 300, 250, 330, "New paragraph."),
     ]
     assert layout(boxes) == "Hello world,\na hyphenated word.\n\nNew paragraph."
     assert layout([]) == ""

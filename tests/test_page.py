@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from tests.fixtures.formats import pptx_bytes
-from tests.fixtures.pdfs import write_pdf
+from tests.fixtures.pdfs import scanned_line, tinted, words_box, write_pdf
 from tests.fixtures.projects import FACTS, REPO, run_cli, write_documents
-from tests.fixtures.services import long_question, serving, wait_for_job
+from tests.fixtures.services import free_port, long_question, serving, wait_for_job
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page, ViewportSize
@@ -103,6 +103,144 @@ def test_an_answer_streams_in_and_its_citation_opens(page: Page) -> None:
     page.set_viewport_size(PHONE)
     page.screenshot(path=ARTIFACTS / "page-phone.png", full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def shown_page(page: Page) -> bytes:
+    """The viewer's page image, its pixels as the browser has them, as PNG."""
+    import base64
+
+    data_url = page.evaluate("""() => {
+      const image = document.getElementById('page-image');
+      const canvas = document.createElement('canvas');
+      canvas.width = image.naturalWidth;
+      canvas.height = image.naturalHeight;
+      canvas.getContext('2d').drawImage(image, 0, 0);
+      return canvas.toDataURL('image/png');
+    }""")
+    return base64.b64decode(data_url.split(",", 1)[1])
+
+
+def open_citation(page: Page, answer: Locator, title: str) -> None:
+    """Click the answer's first citation marker: the viewer opens on the cited page."""
+    from playwright.sync_api import expect
+
+    answer.locator(".text .cite").first.click()
+    expect(page.locator("#viewer")).to_be_visible()
+    expect(page.locator("#viewer-title")).to_contain_text(f"{title} of ", timeout=120_000)
+
+
+def test_one_answer_whose_citation_opens_the_page_with_the_figure_highlighted(
+    page: Page, site: tuple[str, Path]
+) -> None:
+    from playwright.sync_api import expect
+
+    _, project = site
+    answer = ask(page, QUESTION)
+    answer.locator(".citations").wait_for(timeout=120_000)
+    assert answer.locator(".text").count() == 1
+    assert ANSWER in answer.locator(".text").inner_text()
+    assert "Checked" not in answer.locator(".text").inner_text()
+    note = answer.locator(".revision")
+    assert note.count() == 1  # the demo model's answer is given its citations
+    assert note.locator("summary").inner_text() == "Checked: citations added."
+    expect(note.locator("q")).to_be_hidden()  # the model's own words, behind the disclosure
+    note.locator("summary").click()
+    assert ANSWER in note.locator("q").inner_text()
+
+    open_citation(page, answer, f"{SOURCE}, page {PAGE}")
+    assert page.evaluate("document.activeElement.id") == "viewer-title"
+    alt = f"Page {PAGE} of {SOURCE}, the passage highlighted in yellow"
+    assert page.locator("#page-image").get_attribute("alt") == alt
+    figure = words_box(project / "data" / SOURCE, PAGE, ANSWER, 110)
+    assert tinted(shown_page(page), figure) > 0.9
+    heading = words_box(project / "data" / SOURCE, PAGE, "Contracts", 110)
+    assert tinted(shown_page(page), heading) == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "viewer-desktop.png")
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=ARTIFACTS / "viewer-phone.png")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.set_viewport_size(DESKTOP)
+
+    page.locator("#page-frame").press("ArrowLeft")  # the keyboard turns pages
+    expect(page.locator("#viewer-title")).to_have_text(f"{SOURCE}, page {PAGE - 1} of 3")
+    assert page.locator("#next-page").is_enabled()
+    page.locator("#page-frame").press("ArrowRight")
+    expect(page.locator("#viewer-title")).to_have_text(f"{SOURCE}, page {PAGE} of 3")
+    assert page.locator("#next-page").is_disabled()  # the last page
+    width = page.evaluate("document.getElementById('page-image').clientWidth")
+    page.click("#zoom-in")
+    expect(page.locator("#viewer-title")).to_have_text(f"{SOURCE}, page {PAGE} of 3")
+    assert page.evaluate("document.getElementById('page-image').clientWidth") > width
+    page.locator("#page-frame").press("Escape")
+    expect(page.locator("#viewer")).to_be_hidden()
+    assert page.evaluate("document.activeElement.className") == "cite"
+
+
+def test_a_scanned_page_is_shown_with_its_ocrd_passage_highlighted(
+    page: Page, tmp_path: Path
+) -> None:
+    text = "Supplies\nA relief boat brings fresh water, diesel and letters every second Thursday."
+    scan = write_pdf(tmp_path / "lighthouse scan.pdf", [text], images=frozenset({1}))
+    page.set_input_files("#files", str(scan))
+    page.wait_for_selector("#uploads li:has-text('indexed')", timeout=240_000)
+    answer = ask(page, "How often does the relief boat bring fresh water and diesel?")
+    answer.locator(".citations").wait_for(timeout=120_000)
+    source = answer.locator(".citations details").first
+    assert "lighthouse scan.pdf, page 1 (OCR)" in source.locator("summary").inner_text()
+    source.locator("summary").click()
+    source.locator(".show").click()
+    page.wait_for_selector("#viewer-title:has-text('page 1 of 1')", timeout=120_000)
+    shown = shown_page(page)
+    assert tinted(shown, scanned_line(1, 110)) > 0.5  # the sentence's first words
+    assert tinted(shown, scanned_line(4, 110)) == 0  # the paper below the text
+
+
+def test_a_conversation_is_kept_over_reloads_and_restarts_renamed_exported_deleted(
+    browser: Browser, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    project = tmp_path / "kept"
+    write_documents(project / "data", broken=False)
+    assert run_cli("ingest.py", cwd=project).returncode == 0
+    port = free_port()
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    page = context.new_page()
+    turns = page.locator("#messages li.assistant .citations")
+    with serving(project, port=port) as (url, _):
+        page.goto(url + "/")
+        page.wait_for_selector("#indexed li")
+        ask(page, QUESTION)
+        expect(turns).to_have_count(1, timeout=120_000)
+        ask(page, FACTS[2][0])
+        expect(turns).to_have_count(2, timeout=120_000)
+        kept = page.locator("#conversation-list li")
+        expect(kept).to_have_count(1)
+        assert QUESTION in kept.inner_text()
+        page.reload()
+        expect(turns).to_have_count(2)  # the same conversation, reopened
+    with serving(project, port=port):  # the server restarted
+        page.reload()
+        expect(turns).to_have_count(2, timeout=30_000)
+        first = page.locator("#messages li.assistant").first
+        assert ANSWER in first.locator(".text").inner_text()
+        open_citation(page, first, f"{SOURCE}, page {PAGE}")  # its sources still open
+        page.click("#close-viewer")
+        page.once("dialog", lambda dialog: dialog.accept("Brightwater contract"))
+        kept.get_by_role("button", name=f"Rename {QUESTION}").click()
+        expect(kept).to_contain_text("Brightwater contract")
+        with page.expect_download() as download:
+            kept.get_by_role("button", name="Export Brightwater contract").click()
+        markdown = Path(download.value.path()).read_text(encoding="utf-8")
+        assert "Brightwater contract" in markdown.splitlines()[0]
+        assert f"**You:** {QUESTION}" in markdown
+        assert f"- [1] {SOURCE}, page {PAGE} (score " in markdown
+        page.once("dialog", lambda dialog: dialog.accept())
+        kept.get_by_role("button", name="Delete Brightwater contract").click()
+        expect(page.locator("#conversation-list")).to_have_text("None yet: ask a question.")
+        assert page.locator("#messages li").count() == 0
+    context.close()
 
 
 def test_an_uploaded_pdf_is_indexed_and_answered_from(page: Page, tmp_path: Path) -> None:
@@ -300,7 +438,18 @@ def test_the_adidas_question_over_the_20f(
         assert "£750 million" in shown
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=ARTIFACTS / "adidas-20f-desktop.png", full_page=True)
+        # Page 53, where the figure is, opened from its source: the sentence highlighted.
+        page53 = answer.locator(".citations details", has_text=f"{showcase_pdf.name}, page 53")
+        page53.evaluate("details => { details.open = true; }")
+        page53.locator(".show").click()
+        page.wait_for_selector("#viewer-title:has-text('page 53 of 177')", timeout=120_000)
+        figure = words_box(showcase_pdf, 53, "£750 million", 110)
+        assert tinted(shown_page(page), figure) > 0.9
+        page.screenshot(path=ARTIFACTS / "adidas-20f-viewer-desktop.png")
         page.set_viewport_size(PHONE)
+        page.screenshot(path=ARTIFACTS / "adidas-20f-viewer-phone.png")
+        page.click("#close-viewer")
         page.screenshot(path=ARTIFACTS / "adidas-20f-phone.png", full_page=True)
         print(page.inner_text("#messages"))
+        print(page.locator("#page-image").get_attribute("alt"))
         page.close()

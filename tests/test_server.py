@@ -118,7 +118,9 @@ def test_ask_returns_what_main_py_json_prints(server: str, served_project: Path)
     cli = json.loads(run_cli("main.py", QUESTION, "--json", cwd=served_project).stdout)
     assert body.keys() == cli.keys()
     assert body["answer"] == cli["answer"]
-    assert body["sources"] == cli["sources"]
+    # The same sources, each PDF's also with the URL of its page as an image (the API's own).
+    assert [{k: v for k, v in s.items() if k != "view"} for s in body["sources"]] == cli["sources"]
+    assert all(s["view"].startswith("/v1/documents/") for s in body["sources"])
 
 
 def test_ask_streams_server_sent_events_in_order(server: str) -> None:

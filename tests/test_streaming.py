@@ -64,7 +64,7 @@ def test_streamed_text_equals_the_whole_answer_at_temperature_0(project: Path) -
     whole = run_cli("main.py", FACTS[1][0], "--json", *GREEDY, cwd=project)
     assert json.loads(whole.stdout)["raw_answer"] == streamed
     assert json.loads(whole.stdout)["answer"] == lines[-2]["answer"]
-    # A terminal's view (forced): the streamed text, then the checked answer when it differs.
+    # A pipe asked to stream: the streamed text, then the checked answer when it differs.
     shown = run_cli("main.py", FACTS[1][0], "--stream", *GREEDY, cwd=project).stdout
     assert shown.startswith(f"Answer: {streamed}\n")
     final = json.loads(whole.stdout)
@@ -73,6 +73,49 @@ def test_streamed_text_equals_the_whole_answer_at_temperature_0(project: Path) -
         assert answer_lines[1] == f"Checked (citations added): {final['answer']}"
     else:
         assert len(answer_lines) == 1
+
+
+def test_a_terminal_sees_one_answer_the_streamed_text_replaced_by_the_checked_one(
+    project: Path,
+) -> None:
+    import os
+    import pty
+
+    whole = json.loads(run_cli("main.py", FACTS[0][0], "--json", *GREEDY, cwd=project).stdout)
+    assert whole["revision"] == "cited", whole  # the demo model's answer, given citations
+    main, terminal = pty.openpty()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DOCQA_")}
+    asking = subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), FACTS[0][0], "--no-sources", *GREEDY],
+        cwd=project,
+        stdout=terminal,
+        stderr=subprocess.DEVNULL,
+        env={**environment, "COLUMNS": "80"},
+    )
+    os.close(terminal)
+    shown = b""
+    while chunk := _read(main):
+        shown += chunk
+    asking.wait(timeout=300)
+    os.close(main)
+    text = shown.decode().replace("\r\n", "\n")
+    streamed, erased, after = text.partition("\x1b[J")
+    assert erased, f"the streamed text is erased: {text!r}"
+    assert streamed.startswith(f"\rAnswer: {whole['raw_answer']}") or streamed.startswith(
+        f"Answer: {whole['raw_answer']}"
+    )
+    assert after.startswith(f"Answer: {whole['answer']}\n(checked: citations added)\n")
+    assert after.count("Answer:") == 1
+
+
+def _read(descriptor: int) -> bytes:
+    """What a process wrote to its terminal since the last read; b"" once it has ended."""
+    import os
+
+    try:
+        return os.read(descriptor, 4096)
+    except OSError:  # EIO: the process closed the terminal
+        return b""
 
 
 @pytest.mark.parametrize(

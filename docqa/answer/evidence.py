@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from docqa.text import fold, terms, years
+from docqa.text import fold, numbers, terms, years
 
 if TYPE_CHECKING:
     import numpy as np
@@ -148,3 +148,16 @@ def excerpts(passages: dict[int, str], chosen: list[Evidence]) -> dict[int, str]
         n: " ".join(found[n][index] for index in sorted(indexes))
         for n, indexes in sorted(wanted.items())
     }
+
+
+def quote(passage: str, answer: str, ranked: list[Evidence], n: int) -> str:
+    """The sentence of passage `n` an answer rests on, to show it highlighted: the one that
+    shares most of the answer's numbers and words (numbers count double); when none shares
+    any, passage n's best evidence among `ranked`; "" when neither."""
+    said, figures = set(terms(answer)), numbers(answer)
+    best, best_score = "", 0
+    for sentence in sentences(passage):
+        score = len(said & set(terms(sentence))) + 2 * len(figures & numbers(sentence))
+        if score > best_score:
+            best, best_score = sentence, score
+    return best or next((evidence.text for evidence in ranked if evidence.n == n), "")

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docqa.answer.context import Context, clean_question, sources_of
-from docqa.answer.evidence import excerpts, select
-from docqa.answer.grounding import ABSTENTION
+from docqa.answer.evidence import excerpts, quote, select
+from docqa.answer.grounding import ABSTENTION, uncited
 from docqa.answer.profiles import ReaderProfile, profile_for
 from docqa.answer.prompts import fit_prompt, prompt_start
 from docqa.answer.results import (
@@ -27,6 +27,7 @@ from docqa.answer.results import (
     AnswerEvent,
     ErrorEvent,
     Event,
+    Source,
     SourcesEvent,
     Timings,
     TimingsEvent,
@@ -371,7 +372,7 @@ class QAService:
             question=context.question,
             answer=context.declined,
             abstained=True,
-            sources=context.sources,
+            sources=_quoted(context, ""),
             timings=timings,
             query=context.query,
             dropped=context.dropped,
@@ -389,6 +390,7 @@ class QAService:
             answer,
             answer=revised.text,
             abstained=revised.abstained,
+            sources=_quoted(context, "" if revised.abstained else uncited(revised.text)),
             completion=result.completion,
             raw_answer=result.answer,
             revision=revised.revision,
@@ -398,6 +400,14 @@ class QAService:
     def _embed(self, texts: list[str]) -> np.ndarray:
         assert self._embedder is not None
         return self._embedder.embed(texts)
+
+
+def _quoted(context: Context, answer: str) -> list[Source]:
+    """The sources, each with the sentence the answer rests on (see evidence.quote)."""
+    return [
+        replace(source, quote=quote(source.text, answer, context.evidence, source.n))
+        for source in context.sources
+    ]
 
 
 def loaded_service(

@@ -30,6 +30,7 @@ class Source:
     ocr: bool = False  # the page's text was read from its image
     document: DocumentIdentity | None = None  # what the file is
     locator: str = ""  # where in the file ("slide 3: Budget", "Sheet1, rows 2-40"); "" for a page
+    quote: str = ""  # the passage's sentence the answer rests on, shown highlighted
 
     @property
     def where(self) -> str:
@@ -137,6 +138,7 @@ def sources_dict(sources: list[Source]) -> list[dict[str, Any]]:
             "locator": s.where,
             "ocr": s.ocr,
             "text": s.text,
+            "quote": s.quote,
             "score": round(s.score, 4),
             "document": s.document.as_dict() if s.document else None,
         }
@@ -152,7 +154,7 @@ def timings_dict(timings: Timings) -> dict[str, float | None]:
 
 def answer_dict(answer: Answer) -> dict[str, Any]:
     """The answer as one JSON object; no "answer" key when nothing was generated."""
-    document: dict[str, Any] = {"question": answer.question}
+    document: dict[str, Any] = {"question": answer.question, "query": answer.query}
     if answer.answer is not None:
         document["answer"] = answer.answer
         document["abstained"] = answer.abstained

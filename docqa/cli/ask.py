@@ -85,6 +85,16 @@ def ask(
     no_sources: Annotated[
         bool, typer.Option("--no-sources", help="Do not print the source chunks.")
     ] = False,
+    open_source: Annotated[
+        int | None,
+        typer.Option(
+            "--open",
+            min=1,
+            metavar="N",
+            help="Write source N's page, the sentence the answer rests on highlighted, to a "
+            "PNG and print its path (PDF sources).",
+        ),
+    ] = None,
     sampling_flags: dict[str, Any] | None = None,
     config: ConfigOption = None,
     debug: DebugOption = False,
@@ -103,6 +113,11 @@ def ask(
 
         if (question is None) == (questions_file is None):
             raise UsageError("give either a QUESTION or --questions-file FILE")
+        if open_source is not None and (questions_file or jsonl_events or json_output):
+            raise UsageError(
+                "--open shows a page of one answer's sources: leave out --json, "
+                "--jsonl-events and --questions-file"
+            )
         if jsonl_events and (json_output or retrieve_only or questions_file):
             raise UsageError(
                 "--jsonl-events streams one answer: leave out --json, "
@@ -153,6 +168,10 @@ def ask(
         if not no_sources:
             print("\n" + sources_text(answer))
         print("\n" + timings_text(answer, load_s=service.load_s, process_s=since_start()))
+        if open_source is not None:
+            from docqa.cli.pages import write_page_image
+
+            print(f"Page image: {write_page_image(settings, answer, open_source)}")
         return ExitCode.OK
 
     run(debug, body)

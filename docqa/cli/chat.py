@@ -194,7 +194,7 @@ def _command(
         else:
             path = Path(argument).expanduser()
             try:
-                path.write_text(transcript(conversation), encoding="utf-8")
+                path.write_text(_transcript(conversation), encoding="utf-8")
             except OSError as exc:
                 say(f"error: cannot write {path} ({exc.strerror})")
             else:
@@ -239,15 +239,10 @@ def _set(conversation: Conversation, argument: str) -> str:
     return f"({name} = {getattr(conversation.sampling, field)})"
 
 
-def transcript(conversation: Conversation) -> str:
-    """The conversation as markdown: each question, its answer, and its sources."""
-    lines = [f"# docqa chat, {datetime.now():%Y-%m-%d %H:%M}", ""]
-    for answer in conversation.answers:
-        lines += [f"**You:** {answer.question}", "", f"**docqa:** {answer.answer}", ""]
-        if answer.query != answer.question:
-            lines += [f"*Searched for:* {answer.query}", ""]
-        for s in answer.sources:
-            quote = " ".join(s.text.split())
-            lines.append(f"- [{s.n}] {s.source}, {s.where} (score {s.score:.3f}): {quote}")
-        lines.append("")
-    return "\n".join(lines)
+def _transcript(conversation: Conversation) -> str:
+    """The conversation as /save writes it: each question, its answer, and its sources."""
+    from docqa.answer.results import answer_dict
+    from docqa.answer.transcript import transcript
+
+    title = f"docqa chat, {datetime.now():%Y-%m-%d %H:%M}"
+    return transcript([answer_dict(answer) for answer in conversation.answers], title)

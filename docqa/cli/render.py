@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # a question should not import the ingest side
-    from docqa.answer.results import Answer, Event
+    from docqa.answer.results import Answer, Event, Revision
     from docqa.config import Settings
     from docqa.index.report import IngestReport
     from docqa.index.status import IndexStatus
@@ -48,15 +48,17 @@ def json_line(document: dict[str, Any]) -> None:
 
 
 def print_answer(events: Iterable[Event]) -> Answer:
-    """Show an answer as it streams: its text token by token, then, when grounding changed
-    it, the checked answer and why (never a silent swap). Raises an error event's error."""
-    streamed = False
+    """Show an answer as it streams, token by token. When grounding changed it, a terminal
+    has the streamed text replaced by the checked answer, with a one-line note saying how it
+    was changed; other outputs get the checked answer after it, and why (never a silent
+    swap). Raises an error event's error."""
+    streamed = ""
     answer: Answer | None = None
     for event in events:
         if event.kind == "token":
             if not streamed:
                 sys.stdout.write("Answer: ")
-                streamed = True
+            streamed += event.text
             sys.stdout.write(event.text)
             sys.stdout.flush()
         elif event.kind == "answer":
@@ -68,11 +70,33 @@ def print_answer(events: Iterable[Event]) -> Answer:
     assert answer is not None
     if not streamed:
         print(f"Answer: {answer.answer}")
-    else:
+    elif not answer.revision:
         print()
-        if answer.revision:
-            print(f"Checked ({REVISIONS[answer.revision]}): {answer.answer}")
+    elif sys.stdout.isatty():
+        sys.stdout.write(_erase(f"Answer: {streamed}"))
+        print(f"Answer: {answer.answer}\n({revision_note(answer.revision)})")
+    else:
+        print(f"\nChecked ({REVISIONS[answer.revision]}): {answer.answer}")
     return answer
+
+
+def revision_note(revision: Revision) -> str:
+    """How checking changed the model's answer, in one line."""
+    own = "" if revision == "cited" else "; --json shows the model's own words"
+    return f"checked: {REVISIONS[revision]}{own}"
+
+
+def _erase(shown: str) -> str:
+    """The terminal codes that take the cursor back to where `shown` began and clear the
+    screen from there: its lines, as wrapped at the terminal's width."""
+    import shutil
+
+    from rich.cells import cell_len
+
+    width = shutil.get_terminal_size().columns
+    rows = sum(max(1, -(-cell_len(line) // width)) for line in shown.split("\n"))
+    up = f"\x1b[{rows - 1}A" if rows > 1 else ""
+    return f"\r{up}\x1b[J"
 
 
 def sources_text(answer: Answer) -> str:

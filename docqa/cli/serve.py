@@ -104,25 +104,28 @@ def serve(
 
 
 def checked_api_key(host: str) -> str | None:
-    """DOCQA_API_KEY, required beyond loopback and strong enough there (a weak key on
-    loopback is noted)."""
-    from docqa.server.guards import MAKE_KEY, is_loopback, key_weakness
+    """DOCQA_API_KEY (one key per person, separated by commas), required beyond loopback and
+    each key strong enough there (a weak key on loopback is noted)."""
+    from docqa.server.guards import MAKE_KEY, api_keys, is_loopback, key_weakness
 
-    api_key = os.environ.get(API_KEY_ENV) or None
-    if api_key is None and not is_loopback(host):
+    keys = api_keys(os.environ.get(API_KEY_ENV))
+    if not keys and not is_loopback(host):
         raise UsageError(
             f"refusing to serve on {host} without an API key: set {API_KEY_ENV} "
             "(clients send it as 'Authorization: Bearer ...'), or bind 127.0.0.1"
         )
-    weakness = key_weakness(api_key) if api_key is not None else None
-    if weakness is not None and not is_loopback(host):
-        raise ConfigError(
-            f"refusing to serve on {host} with a weak {API_KEY_ENV}: {weakness}; make one "
-            f"with {MAKE_KEY}"
-        )
-    if weakness is not None:
-        note(f"{API_KEY_ENV} is weak ({weakness}): enough on loopback, refused beyond it")
-    return api_key
+    for number, key in enumerate(keys, 1):
+        weakness = key_weakness(key)
+        if weakness is None:
+            continue
+        which = API_KEY_ENV if len(keys) == 1 else f"{API_KEY_ENV} (its key {number})"
+        if not is_loopback(host):
+            raise ConfigError(
+                f"refusing to serve on {host} with a weak {which}: {weakness}; make one "
+                f"with {MAKE_KEY}"
+            )
+        note(f"{which} is weak ({weakness}): enough on loopback, refused beyond it")
+    return ",".join(keys) or None
 
 
 def worker(

@@ -30,8 +30,11 @@ _HYPHENATED = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
 
 @dataclass(frozen=True)
 class TextBox:
+    """A line (or part of one) the OCR models read, and where it is in the image's pixels."""
+
     left: float
     top: float
+    right: float
     bottom: float
     text: str
 
@@ -42,8 +45,13 @@ class TextBox:
 
 def ocr_image(image: np.ndarray) -> str:
     """The text of a page image (height x width x 3, uint8), in reading order."""
+    return layout(text_boxes(image))
+
+
+def text_boxes(image: np.ndarray) -> list[TextBox]:
+    """The text boxes the OCR models find in a page image (height x width x 3, uint8)."""
     if image.min() == image.max():  # a blank page: nothing for the OCR models to find
-        return ""
+        return []
     try:
         found = _engine()(image)
     except Exception as exc:  # ONNX Runtime's own error, for an allocation past the limit too
@@ -51,18 +59,18 @@ def ocr_image(image: np.ndarray) -> str:
             raise MemoryError(str(exc)) from exc
         raise
     if found.boxes is None:
-        return ""
-    boxes = [
+        return []
+    return [
         TextBox(
             float(corners[:, 0].min()),
             float(corners[:, 1].min()),
+            float(corners[:, 0].max()),
             float(corners[:, 1].max()),
             text.strip(),
         )
         for corners, text in zip(found.boxes, found.txts, strict=True)
         if text.strip()
     ]
-    return layout(boxes)
 
 
 def render(page: Any, dpi: int = RENDER_DPI) -> np.ndarray:
@@ -73,8 +81,9 @@ def render(page: Any, dpi: int = RENDER_DPI) -> np.ndarray:
     return page.render(scale=scale).to_numpy()[:, :, :3]
 
 
-def layout(boxes: Sequence[TextBox]) -> str:
-    """Text boxes as lines and paragraphs, top to bottom and left to right."""
+def in_lines(boxes: Sequence[TextBox]) -> list[list[TextBox]]:
+    """Text boxes grouped into lines (boxes whose middles share a band), top to bottom, each
+    line left to right."""
     lines: list[list[TextBox]] = []
     for box in sorted(boxes, key=lambda b: b.middle):
         line = lines[-1] if lines else None
@@ -82,6 +91,12 @@ def layout(boxes: Sequence[TextBox]) -> str:
             line.append(box)
         else:
             lines.append([box])
+    return [sorted(line, key=lambda b: b.left) for line in lines]
+
+
+def layout(boxes: Sequence[TextBox]) -> str:
+    """Text boxes as lines and paragraphs, top to bottom and left to right."""
+    lines = in_lines(boxes)
     if not lines:
         return ""
     height = statistics.median(line[0].bottom - line[0].top for line in lines)
@@ -90,7 +105,7 @@ def layout(boxes: Sequence[TextBox]) -> str:
         if i:
             gap = line[0].top - lines[i - 1][0].bottom
             text += "\n\n" if gap > PARAGRAPH_GAP * height else "\n"
-        text += " ".join(box.text for box in sorted(line, key=lambda b: b.left))
+        text += " ".join(box.text for box in line)
     return _HYPHENATED.sub("", text)
 
 

@@ -25,6 +25,7 @@ from docqa.index.documents import Document
 from docqa.index.loading import LimitReached
 
 if TYPE_CHECKING:
+    from docqa.index.pageview import PageImage
     from docqa.index.reading import Planned, Reading
 
 MB = 1 << 20
@@ -32,15 +33,20 @@ MB = 1 << 20
 
 class ReaderProcess:
     """One reading process: a request as a JSON line on its stdin, the reply as a JSON line
-    on its stdout."""
+    on its stdout. Given only the loading limits, it renders pages but reads no files."""
 
-    def __init__(self, reading: Reading) -> None:
-        self.loading = reading.loading
-        settings = {
-            "chunking": reading.chunking.model_dump(),
-            "loading": reading.loading.model_dump(),
-            "model_dir": str(reading.model_dir),
-        }
+    def __init__(self, reading: Reading | LoadingSettings, seconds: int | None = None) -> None:
+        settings: dict[str, Any]
+        if isinstance(reading, LoadingSettings):
+            self.loading, settings = reading, {"loading": reading.model_dump()}
+        else:
+            self.loading = reading.loading
+            settings = {
+                "chunking": reading.chunking.model_dump(),
+                "loading": reading.loading.model_dump(),
+                "model_dir": str(reading.model_dir),
+            }
+        self.seconds = seconds or self.loading.max_file_seconds  # a request's time at most
         self._command = [sys.executable, "-m", __name__, json.dumps(settings)]
         self._child = self._spawn()
         self._closed = False
@@ -63,6 +69,20 @@ class ReaderProcess:
         chunks = [Chunk(item.source, *fields) for fields in reply["chunks"]]
         return Document.from_json(reply["document"]), chunks
 
+    def render(self, path: Path, number: int, dpi: int, quote: str) -> PageImage:
+        """Page `number` of a PDF as an image (docqa.index.pageview.render_page)."""
+        from docqa.index.pageview import NoSuchPage, PageImage, RenderError
+
+        request = {"path": str(path), "number": number, "dpi": dpi, "quote": quote}
+        reply = self._ask({"render": request})
+        if "image" in reply:
+            return PageImage.from_json(reply["image"])
+        if "missing" in reply:
+            raise NoSuchPage(reply["missing"])
+        raise RenderError(
+            f"page {number} could not be rendered: {reply.get('failure') or reply.get('error')}"
+        )
+
     def close(self) -> None:
         """End the process, and any request it is answering: no new one is started."""
         self._closed = True
@@ -83,7 +103,7 @@ class ReaderProcess:
             expired.set()
             self._child.kill()
 
-        timer = threading.Timer(self.loading.max_file_seconds, expire)
+        timer = threading.Timer(self.seconds, expire)
         timer.start()
         try:
             stdin.write(json.dumps(request).encode() + b"\n")
@@ -106,7 +126,7 @@ class ReaderProcess:
         """Why the process ended, as a failure."""
         loading, code = self.loading, self._child.returncode
         if timed_out:
-            reason = f"reading it took longer than {loading.max_file_seconds} s"
+            reason = f"reading it took longer than {self.seconds} s"
             setting = "max_file_seconds"
         elif code == -signal.SIGXCPU:
             reason = f"reading it took more than {loading.max_file_cpu_seconds} s of CPU time"
@@ -135,6 +155,7 @@ def limit_failure(exc: LimitReached, loading: LoadingSettings) -> dict[str, str]
 
 def _serve(settings: dict[str, Any]) -> None:
     """The reading process: answer each request on stdin until stdin ends."""
+    from docqa.index.pageview import NoSuchPage, render_page
     from docqa.index.reading import Planned, Reading, read_document
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the ingest's to handle
@@ -145,21 +166,33 @@ def _serve(settings: dict[str, Any]) -> None:
         replies.write(json.dumps(message, ensure_ascii=False).encode() + b"\n")
         replies.flush()
 
-    reading = Reading(
-        ChunkingSettings.model_validate(settings["chunking"]),
-        LoadingSettings.model_validate(settings["loading"]),
-        Path(settings["model_dir"]),
+    loading = LoadingSettings.model_validate(settings["loading"])
+    reading = (
+        Reading(
+            ChunkingSettings.model_validate(settings["chunking"]),
+            loading,
+            Path(settings["model_dir"]),
+        )
+        if "chunking" in settings
+        else None
     )
-    memory = reading.loading.max_memory_mb * MB
+    memory = loading.max_memory_mb * MB
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would dump one
     for line in sys.stdin.buffer:
         request = json.loads(line)
-        _limit_cpu(reading.loading.max_file_cpu_seconds)
+        _limit_cpu(loading.max_file_cpu_seconds)
         try:
             if "count" in request:
                 reply: dict[str, Any] = {"pages": sum(map(_page_count, request["count"]))}
+            elif "render" in request:
+                asked = request["render"]
+                image = render_page(
+                    Path(asked["path"]), asked["number"], asked["dpi"], asked["quote"]
+                )
+                reply = {"image": image.as_json()}
             else:
+                assert reading is not None, "a rendering process reads no files"
                 item = Planned(**{**request["read"], "path": Path(request["read"]["path"])})
                 document, chunks = read_document(
                     item, reading, lambda ocr: reply_with({"page": ocr})
@@ -170,9 +203,11 @@ def _serve(settings: dict[str, Any]) -> None:
                         (chunk.page, chunk.text, chunk.tokens, chunk.locator) for chunk in chunks
                     ],
                 }
+        except NoSuchPage as exc:
+            reply = {"missing": str(exc)}
         except MemoryError:
-            reason = f"reading it needed more than {reading.loading.max_memory_mb} MB"
-            reply = limit_failure(LimitReached(reason, "max_memory_mb"), reading.loading)
+            reason = f"reading it needed more than {loading.max_memory_mb} MB"
+            reply = limit_failure(LimitReached(reason, "max_memory_mb"), loading)
         except Exception as exc:  # told to the ingest, which stops with it
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         reply_with(reply)

@@ -14,13 +14,14 @@ from fastapi.staticfiles import StaticFiles
 from docqa import __version__
 from docqa.answer.profiles import profile_for
 from docqa.config import Settings
+from docqa.server.conversations import ConversationStore
 from docqa.server.documents import CollectionDocuments
 from docqa.server.errors import install_handlers
 from docqa.server.executors import Executor
 from docqa.server.guards import Guard
 from docqa.server.headers import SecurityHeaders
 from docqa.server.metrics import ASGIApp, Metrics, RequestMetrics
-from docqa.server.routes import answers, chat, collections, documents, health, jobs
+from docqa.server.routes import answers, chat, collections, conversations, documents, health, jobs
 from docqa.server.state import ServerState
 
 THREADS = 128  # threads for blocking work: each request waiting for its job holds one
@@ -51,10 +52,15 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
         lifespan=_lifespan,
     )
     app.state.docqa = ServerState(
-        settings, executor, metrics, CollectionDocuments(settings), profile_for(settings)
+        settings,
+        executor,
+        metrics,
+        CollectionDocuments(settings),
+        profile_for(settings),
+        ConversationStore(settings.paths.state),
     )
     install_handlers(app)
-    for routes in (answers, chat, jobs, documents, collections, health):
+    for routes in (answers, chat, jobs, documents, collections, conversations, health):
         app.include_router(routes.router)
     app.mount("/static", StaticFiles(directory=health.STATIC), name="static")
     app.add_middleware(Guard, limits=limits, api_key=api_key)
@@ -64,7 +70,7 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(limits.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(RequestMetrics, metrics=metrics)

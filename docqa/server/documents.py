@@ -12,9 +12,11 @@ import shutil
 import threading
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlencode
 
 from docqa.config import Settings
 from docqa.index.loading import NAME_SUFFIX, UPLOADS
+from docqa.index.pageview import MAX_QUOTE_CHARS, PageRenderer
 from docqa.server.errors import ApiError
 
 DOCUMENT_ID = re.compile(r"[0-9a-f]{64}")
@@ -147,6 +149,40 @@ class Documents:
             path.unlink()
         return list(present)
 
+    def page_file(self, document_id: str) -> Path:
+        """The indexed PDF of this content, for its pages to be shown: a 404 for a document
+        not indexed or no longer in the data folder, a 400 for one of another format."""
+        from docqa.index.formats import format_of
+
+        manifest = self._manifest()
+        entries = manifest.files if manifest and DOCUMENT_ID.fullmatch(document_id) else []
+        for source in [entry.source for entry in entries if entry.sha256 == document_id]:
+            named = Path(source)  # below the data folder: a file, or a link the ingest read
+            if named.is_absolute() or ".." in named.parts or not (self.data / named).is_file():
+                continue
+            found = format_of(source)
+            if found is None or not found.paged:
+                raise ApiError(400, f"{self._name(source)} has no pages: it is not a PDF", "id")
+            return self.data / named
+        raise ApiError(404, "no such document", "id")
+
+    def with_views(self, event: dict[str, Any], collection: str | None) -> dict[str, Any]:
+        """An event with sources (sources, answer), each PDF source given `view`: the URL of
+        its page as an image, the sentence the answer rests on highlighted (others: None)."""
+        if "sources" not in event:
+            return event
+        manifest = self._manifest()
+        ids = {entry.source: entry.sha256 for entry in manifest.files} if manifest else {}
+        for source in event["sources"]:
+            document_id = ids.get(source["source"])
+            source["view"] = None
+            if document_id and source["page"] is not None:
+                query = {"quote": source.get("quote") or "", "collection": collection or ""}
+                shown = urlencode({k: v[:MAX_QUOTE_CHARS] for k, v in query.items() if v})
+                path = f"/v1/documents/{document_id}/pages/{source['page']}"
+                source["view"] = f"{path}?{shown}" if shown else path
+        return event
+
     def _name(self, source: str) -> str:
         """What to call an indexed file: an upload by the name it was sent with."""
         label = (self.data / source).with_suffix(NAME_SUFFIX)
@@ -195,6 +231,7 @@ class CollectionDocuments:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.pages = PageRenderer(settings.loading)  # every collection's pages, shown
         self._sets: dict[str, Documents] = {}
         self._lock = threading.Lock()
 

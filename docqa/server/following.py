@@ -94,6 +94,15 @@ async def answer_of(state: ServerState, request: Request, job_id: str) -> dict[s
     return answer
 
 
+async def with_views(
+    state: ServerState, events: AsyncIterator[dict[str, Any]], collection: str
+) -> AsyncIterator[dict[str, Any]]:
+    """The events, each PDF source given the URL of its page, highlighted (`view`)."""
+    documents = state.documents.of(collection)
+    async for event in events:
+        yield documents.with_views(event, collection)
+
+
 def sse_response(events: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(
         events,

@@ -2,10 +2,12 @@
 wrong ones), the origin check, and the body's size — bounded by its declared length at once,
 and by the bytes that actually arrive (a chunked body declares none). Whether the request
 carried the key is left in its scope's state (`request.state.authorized`), for the routes
-open without one. And what makes a key strong enough to serve beyond loopback."""
+open without one, and whose key it was (`request.state.owner`), for what a person keeps on
+the server. And what makes a key strong enough to serve beyond loopback."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import secrets
@@ -22,6 +24,8 @@ from docqa.server.metrics import ASGIApp, Scope
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 OPEN_PATHS = ("/healthz", "/")  # for load balancers, and the page (which then asks for it)
 AUTHORIZED = "authorized"  # the request state's flag: the key was sent (or none is needed)
+OWNER = "owner"  # the request state's owner: whose key was sent (None: no key was)
+DEFAULT_OWNER = "default"  # the owner of every request to a server without a key
 UPLOAD_ROUTES = ("/v1/documents",)
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around an uploaded file
 WRONG_KEY_WINDOW_S = 60  # wrong keys are counted over the last minute...
@@ -47,7 +51,7 @@ class Guard:
 
     def __init__(self, app: ASGIApp, limits: ServerSettings, api_key: str | None) -> None:
         self.app = app
-        self.api_key = api_key.encode() if api_key else None
+        self.owners = {key.encode(): key_owner(key) for key in api_keys(api_key)}  # by key
         # On loopback, a page elsewhere may still reach the API by a name of its own that
         # resolves to 127.0.0.1 (DNS rebinding): only loopback names are served there.
         self.hosts = LOOPBACK_NAMES if is_loopback(limits.host) else None
@@ -94,8 +98,8 @@ class Guard:
     def _key_refusal(self, scope: Scope, sent: bytes | None) -> ApiError | None:
         """A wrong key, or none where one is needed; a client that sent too many wrong keys
         lately is refused before its key is even compared."""
-        authorized = self.api_key is None
-        if sent is not None and self.api_key is not None:
+        owner = None if self.owners else DEFAULT_OWNER
+        if sent is not None and self.owners:
             client = (scope.get("client") or ("",))[0]
             wait = self.wrong_keys.wait(client)
             if wait:
@@ -106,12 +110,14 @@ class Guard:
                     headers={"Retry-After": str(wait)},
                 )
             scheme, _, token = sent.partition(b" ")
-            authorized = scheme.lower() == b"bearer" and secrets.compare_digest(
-                token.strip(), self.api_key
-            )
-            if not authorized:
+            token = token.strip()
+            # Every key is compared, the matching one or not: the time taken tells none apart.
+            matched = [o for key, o in self.owners.items() if secrets.compare_digest(token, key)]
+            owner = matched[0] if scheme.lower() == b"bearer" and matched else None
+            if owner is None:
                 self.wrong_keys.add(client)
-        scope.setdefault("state", {})[AUTHORIZED] = authorized
+        authorized = owner is not None
+        scope.setdefault("state", {}).update({AUTHORIZED: authorized, OWNER: owner})
         path = scope["path"]
         if authorized or (sent is None and (path in OPEN_PATHS or path.startswith("/static/"))):
             return None
@@ -148,6 +154,16 @@ class WrongKeys:
         self._times[client] = times
         if len(self._times) > WRONG_KEY_CLIENTS:
             self._times.popitem(last=False)
+
+
+def api_keys(setting: str | None) -> list[str]:
+    """The keys DOCQA_API_KEY holds: one per person, separated by commas."""
+    return [key.strip() for key in (setting or "").split(",") if key.strip()]
+
+
+def key_owner(key: str) -> str:
+    """Who a key's requests belong to, named without the key."""
+    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def key_weakness(key: str) -> str | None:

@@ -1,5 +1,6 @@
 """The headers every response carries: no guessing of content types, and on HTML a policy that
-runs only the page's own script and styles (nothing a document holds can add any) and lets no
+runs only the page's own script and styles (nothing a document holds can add any), shows only
+its own images (page images, fetched with the API key, are shown as blob: URLs) and lets no
 other site frame it."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from starlette.datastructures import MutableHeaders
 from docqa.server.metrics import ASGIApp, Scope
 
 PAGE_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 

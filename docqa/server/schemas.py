@@ -43,17 +43,20 @@ class DocumentChoice(BaseModel):
     def applied(self, request: AnswerRequest, settings: Settings) -> AnswerRequest:
         """`request` asked of these documents: 404 for a collection there is not, 400 for a
         selection that cannot be read."""
-        name = self.collection or DEFAULT
-        try:
-            find(settings, name)
-        except UsageError as exc:
-            raise ApiError(404, str(exc), param="collection") from None
+        name = known_collection(settings, self.collection)
         where = [f"{key}={value}" for key, value in self.where.items()]
         try:
             selection = Selection.parse(self.source, where)
         except UsageError as exc:
             raise ApiError(400, str(exc), param="where") from None
         return request.model_copy(update={"collection": name, "selection": selection})
+
+
+class ChatExtension(DocumentChoice):
+    """Chat's `docqa` extension: the documents asked, and the kept conversation (its id) the
+    question carries on."""
+
+    conversation: str | None = Field(None, max_length=64)
 
 
 class AskBody(_Generation, DocumentChoice):
@@ -102,7 +105,7 @@ class ChatBody(_Generation):
     n: int = 1
     tools: list[Any] | None = None
     k: int | None = Field(None, ge=1)
-    docqa: DocumentChoice = DocumentChoice()  # docqa's extension: the documents asked
+    docqa: ChatExtension = ChatExtension()  # docqa's extension: documents, conversation
 
     def documents(self) -> DocumentChoice:
         """The documents asked: the collection `model` names ("docqa/<name>"), or the
@@ -138,6 +141,15 @@ def chat_request(body: ChatBody, defaults: Sampling, limits: ServerSettings) -> 
         raise ApiError(400, "tools are not supported: docqa answers from its index", "tools")
     if len(body.messages) > limits.max_messages:
         raise ApiError(400, f"at most {limits.max_messages} messages per request", param="messages")
+    said = [message.role for message in body.messages if message.role in ("user", "assistant")]
+    if body.docqa.conversation is not None and said != ["user"]:
+        raise ApiError(
+            400,
+            "a request that carries on a kept conversation (docqa.conversation) sends only its "
+            "new question, as one user message (and system messages): the server has the "
+            "turns before it",
+            param="messages",
+        )
     turns: list[tuple[str, str]] = []
     question: str | None = None
     for number, message in enumerate(body.messages):
@@ -162,7 +174,9 @@ def chat_request(body: ChatBody, defaults: Sampling, limits: ServerSettings) -> 
     )
 
 
-def completion(job_id: str, answer: dict[str, Any]) -> dict[str, Any]:
+def completion(
+    job_id: str, answer: dict[str, Any], conversation: str | None = None
+) -> dict[str, Any]:
     """A chat.completion object for a finished answer: its message is the grounded answer."""
     return {
         "id": f"chatcmpl-{job_id}",
@@ -178,7 +192,7 @@ def completion(job_id: str, answer: dict[str, Any]) -> dict[str, Any]:
             }
         ],
         "usage": usage(answer),
-        "docqa": docqa_extra(answer),
+        "docqa": docqa_extra(answer, conversation),
     }
 
 
@@ -210,13 +224,24 @@ def usage(answer: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def docqa_extra(answer: dict[str, Any]) -> dict[str, Any]:
+def docqa_extra(answer: dict[str, Any], conversation: str | None = None) -> dict[str, Any]:
     """What an OpenAI response carries beyond OpenAI's fields: the grounded answer, how it
-    was revised, its sources and timings."""
-    return {
+    was revised, its sources and timings; and the kept conversation it was added to."""
+    extra = {
         key: answer.get(key)
         for key in ("answer", "abstained", "revision", "raw_answer", "sources", "timings")
     }
+    return extra if conversation is None else {**extra, "conversation": conversation}
+
+
+def known_collection(settings: Settings, name: str | None) -> str:
+    """The collection `name` names (None: the default one); 404 when there is none such."""
+    name = name or DEFAULT
+    try:
+        find(settings, name)
+    except UsageError as exc:
+        raise ApiError(404, str(exc), param="collection") from None
+    return name
 
 
 def finish_reason(answer: dict[str, Any]) -> str:

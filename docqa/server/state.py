@@ -1,5 +1,5 @@
-"""What every route works with — settings, the executor, metrics, the documents — kept on the
-app and handed to routes as a dependency."""
+"""What every route works with — settings, the executor, metrics, the documents, the kept
+conversations — kept on the app and handed to routes as a dependency; and whose request it is."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from fastapi import Depends, Request
 
 from docqa.answer.profiles import ReaderProfile
 from docqa.config import ServerSettings, Settings
+from docqa.server.conversations import ConversationStore
 from docqa.server.documents import CollectionDocuments
 from docqa.server.executors import Executor
+from docqa.server.guards import OWNER
 from docqa.server.metrics import Metrics
 
 
@@ -22,6 +24,7 @@ class ServerState:
     metrics: Metrics
     documents: CollectionDocuments  # each collection's
     reader: ReaderProfile  # the defaults /v1/info reports
+    conversations: ConversationStore
 
     @property
     def limits(self) -> ServerSettings:
@@ -40,3 +43,13 @@ def server_state(request: Request) -> ServerState:
 
 
 Served = Annotated[ServerState, Depends(server_state)]
+
+
+def request_owner(request: Request) -> str:
+    """Whose conversations the request may see and make: its API key's (guards.Guard)."""
+    owner: str | None = getattr(request.state, OWNER)
+    assert owner is not None, "only routes open without a key have no owner"
+    return owner
+
+
+Owner = Annotated[str, Depends(request_owner)]

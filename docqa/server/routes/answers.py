@@ -9,7 +9,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from docqa.jobs.board import END
-from docqa.server.following import answer_of, follow, sse, sse_response, submit
+from docqa.server.following import (
+    answer_of,
+    follow,
+    sse,
+    sse_response,
+    submit,
+    with_views,
+)
 from docqa.server.schemas import AskBody, ask_request
 from docqa.server.state import Served
 
@@ -22,13 +29,18 @@ async def ask(
 ) -> Response:
     """Answer a question: the same object as `main.py --json`, or (`?stream=true`) its events
     as server-sent events: sources, token…, answer, timings (or error)."""
-    asked = ask_request(body, state.settings.llm.sampling, state.limits)
-    job_id = await submit(state, body.applied(asked, state.settings))
+    asked = body.applied(
+        ask_request(body, state.settings.llm.sampling, state.limits), state.settings
+    )
+    job_id = await submit(state, asked)
     if not stream:
-        return JSONResponse(await answer_of(state, request, job_id))
+        answer = await answer_of(state, request, job_id)
+        return JSONResponse(
+            state.documents.of(asked.collection).with_views(answer, asked.collection)
+        )
 
     async def events() -> AsyncIterator[bytes]:
-        async for event in follow(state, job_id):
+        async for event in with_views(state, follow(state, job_id), asked.collection):
             if event["event"] != END:
                 yield sse(event, name=event["event"])
 

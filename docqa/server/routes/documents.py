@@ -1,13 +1,24 @@
 """/v1/documents?collection=NAME: a document uploaded (kept under its content hash) and ingested;
-the index's documents listed; a document removed — of the default collection, or NAME's."""
+the index's documents listed; a document removed; a page of one shown as an image — of the
+default collection, or NAME's."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi import APIRouter, Path, Query, Request, UploadFile
+from fastapi.responses import Response
 
+from docqa.index.pageview import (
+    DEFAULT_DPI,
+    MAX_DPI,
+    MAX_QUOTE_CHARS,
+    MIN_DPI,
+    NoSuchPage,
+    RenderError,
+)
 from docqa.server.errors import ApiError
 from docqa.server.state import Served
 
@@ -44,6 +55,37 @@ async def delete_document(
     removed = await anyio.to_thread.run_sync(delete, document_id)
     job_id = await anyio.to_thread.run_sync(state.executor.submit_ingest, collection)
     return {"id": document_id, "deleted": removed, "job_id": job_id}
+
+
+@router.get("/{document_id}/pages/{number}")
+async def page_image(
+    document_id: str,
+    number: Annotated[int, Path(ge=1)],
+    state: Served,
+    collection: Collection = None,
+    dpi: Annotated[int, Query(ge=MIN_DPI, le=MAX_DPI)] = DEFAULT_DPI,
+    quote: Annotated[str, Query(max_length=MAX_QUOTE_CHARS)] = "",
+) -> Response:
+    """Page `number` of a PDF document as a PNG, the words of `quote` highlighted on it. The
+    headers tell the document's page count and the highlighted rectangles (in pixels)."""
+    path = await anyio.to_thread.run_sync(state.documents.of(collection).page_file, document_id)
+    render = state.documents.pages.render
+    try:
+        image = await anyio.to_thread.run_sync(render, path, number, dpi, quote)
+    except NoSuchPage as exc:
+        raise ApiError(404, str(exc), "number") from None
+    except RenderError as exc:
+        raise ApiError(422, str(exc), "number", code="unrenderable") from None
+    return Response(
+        image.png,
+        media_type="image/png",
+        headers={
+            "Cache-Control": "private, max-age=3600",
+            "X-Docqa-Pages": str(image.pages),
+            "X-Docqa-Highlights": json.dumps(image.highlights),
+            "X-Docqa-Ocr": "true" if image.ocr else "false",
+        },
+    )
 
 
 def _plain_file_name(name: str) -> bool:

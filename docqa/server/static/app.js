@@ -1,5 +1,6 @@
-// docqa's page: chat over the HTTP API, documents, settings. Everything shown from a document
-// or an answer is inserted as text (textContent), never as HTML.
+// docqa's page: chat over the HTTP API, kept conversations, the cited pages, documents,
+// settings. Everything shown from a document or an answer is inserted as text (textContent),
+// never as HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -8,7 +9,8 @@ const COLLECTION_KEY = "docqa-collection";
 const DEFAULT = "default";
 const EMPTY = "The index is empty: upload documents to ask about them.";
 const STATUS_EVERY_MS = 5000; // the status line follows the server (index, workers, queue)
-const conversation = []; // {role, content} as OpenAI messages
+const CONVERSATION_KEY = "docqa-conversation";
+let conversationId = sessionStorage.getItem(CONVERSATION_KEY); // the kept conversation shown
 let controller = null; // the running answer's AbortController
 const names = {}; // an indexed file's source -> the name to show (an upload's own name)
 const picked = new Map(); // a checked document's id -> its file names: questions use only those
@@ -223,7 +225,15 @@ async function loadSettings() {
   }
 }
 
-// Chat.
+// Chat: each answer is shown once, checked; how checking changed the model's words is a note,
+// the model's own text behind a disclosure.
+const REVISIONS = {
+  cited: "Checked: citations added.",
+  trimmed: "Checked: cut to what the sources support.",
+  quoted: "Checked: the model's answer was not supported by the sources, so they are quoted instead.",
+  declined: "Checked: the model's answer was not supported by the sources.",
+};
+
 function addMessage(role, text) {
   const item = el("li", undefined, role);
   item.append(el("div", text, "text"));
@@ -232,15 +242,55 @@ function addMessage(role, text) {
   return item;
 }
 
+function sourceLabel(source) {
+  const file = names[source.source] || source.source;
+  return `${file}, ${source.locator}${source.ocr ? " (OCR)" : ""}`;
+}
+
+// The answer's text with each [n] a button that shows source n.
+function showAnswer(node, answer, sources) {
+  node.replaceChildren();
+  const byNumber = new Map(sources.map((source) => [source.n, source]));
+  let last = 0;
+  for (const match of answer.matchAll(/\[(\d+)\]/g)) {
+    node.append(answer.slice(last, match.index));
+    const source = byNumber.get(Number(match[1]));
+    if (source) {
+      const cite = el("button", match[0], "cite");
+      cite.type = "button";
+      cite.setAttribute("aria-label", `Source ${source.n}: ${sourceLabel(source)}`);
+      cite.addEventListener("click", () => openSource(source, cite));
+      node.append(cite);
+    } else node.append(match[0]);
+    last = match.index + match[0].length;
+  }
+  node.append(answer.slice(last));
+}
+
+function showTurn(item, turn) {
+  const text = item.querySelector(".text");
+  showAnswer(text, turn.answer, turn.sources || []);
+  if (turn.revision) {
+    const note = el("details", undefined, "revision");
+    note.append(el("summary", REVISIONS[turn.revision] || "Checked."));
+    const own = el("p");
+    own.append(el("span", "The model's own words: ", "label"), el("q", turn.raw_answer || ""));
+    note.append(own);
+    item.append(note);
+  }
+  if (turn.sources && turn.sources.length) showSources(item, turn.sources);
+}
+
 function showSources(item, sources) {
   const list = el("div", undefined, "citations");
   for (const source of sources) {
     const details = el("details");
-    const file = names[source.source] || source.source;
-    const ocr = source.ocr ? " (OCR)" : "";
     const what = source.document ? ` — ${source.document.label}` : "";
-    details.append(el("summary", `[${source.n}] ${file}, ${source.locator}${ocr} (score ${source.score.toFixed(3)})${what}`));
-    details.append(el("pre", source.text));
+    details.append(el("summary", `[${source.n}] ${sourceLabel(source)} (score ${source.score.toFixed(3)})${what}`));
+    const show = el("button", source.view ? "Show the page" : "Show the passage", "show");
+    show.type = "button";
+    show.addEventListener("click", () => openSource(source, show));
+    details.append(show, el("pre", source.text));
     list.append(details);
   }
   item.append(list);
@@ -251,18 +301,21 @@ async function ask(question) {
   addMessage("user", question);
   const item = addMessage("assistant", "");
   const text = item.querySelector(".text");
-  const messages = [...conversation, { role: "user", content: question }];
-  const body = {
-    model: collection === DEFAULT ? "docqa" : `docqa/${collection}`, messages, stream: true,
-    k: Number($("k").value), temperature: Number($("temperature").value),
-    top_p: Number($("top_p").value), max_tokens: Number($("max_tokens").value),
-  };
-  if (picked.size) body.docqa = { source: [...picked.values()].flat().map(literal) };
+  text.classList.add("streaming");
   controller = new AbortController();
   $("stop").hidden = false;
   $("send").disabled = true;
   let final = null;
   try {
+    if (!conversationId) await startConversation(question);
+    const body = {
+      model: collection === DEFAULT ? "docqa" : `docqa/${collection}`,
+      messages: [{ role: "user", content: question }], stream: true,
+      k: Number($("k").value), temperature: Number($("temperature").value),
+      top_p: Number($("top_p").value), max_tokens: Number($("max_tokens").value),
+      docqa: { conversation: conversationId },
+    };
+    if (picked.size) body.docqa.source = [...picked.values()].flat().map(literal);
     const response = await api("/v1/chat/completions", {
       method: "POST", body: JSON.stringify(body), signal: controller.signal,
       headers: { "Content-Type": "application/json" },
@@ -282,7 +335,7 @@ async function ask(question) {
         const chunk = JSON.parse(data);
         if (chunk.error) throw new Error(chunk.error.message);
         const choice = chunk.choices && chunk.choices[0];
-        if (choice && choice.delta && choice.delta.content) text.textContent += choice.delta.content;
+        if (choice && choice.delta && choice.delta.content && !final) text.textContent += choice.delta.content;
         if (chunk.docqa) final = chunk.docqa;
       }
     }
@@ -293,11 +346,12 @@ async function ask(question) {
     controller = null;
     $("stop").hidden = true;
     $("send").disabled = false;
+    text.classList.remove("streaming");
   }
   if (final) {
-    if (final.answer !== text.textContent) item.append(el("div", `Checked: ${final.answer}`, "checked"));
-    if (final.sources && final.sources.length) showSources(item, final.sources);
-    conversation.push({ role: "user", content: question }, { role: "assistant", content: final.answer });
+    text.classList.add("settled"); // the streamed words give way to the checked answer
+    showTurn(item, final);
+    refreshConversations();
   }
 }
 
@@ -315,13 +369,209 @@ $("question").addEventListener("keydown", (event) => {
   }
 });
 $("stop").addEventListener("click", () => controller && controller.abort());
+
+// Conversations, kept by the server for this API key: listed, reopened, renamed, exported,
+// deleted. The one shown is remembered for this tab, so a reload reopens it.
+function keepShown(id) {
+  conversationId = id;
+  if (id) sessionStorage.setItem(CONVERSATION_KEY, id);
+  else sessionStorage.removeItem(CONVERSATION_KEY);
+}
+
+async function startConversation(question) {
+  const created = await (await api("/v1/conversations", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ title: question.slice(0, 80), collection }),
+  })).json();
+  keepShown(created.id);
+}
+
 function newConversation() {
   if (controller) controller.abort();
-  conversation.length = 0;
+  keepShown(null);
   $("messages").replaceChildren();
+  closeViewer();
   notice("");
+  refreshConversations();
 }
 $("new").addEventListener("click", () => { newConversation(); $("question").focus(); });
+
+async function openConversation(id) {
+  if (controller) controller.abort();
+  const kept = await (await api(`/v1/conversations/${encodeURIComponent(id)}`)).json();
+  if (kept.collection && kept.collection !== collection) {
+    collection = kept.collection;
+    sessionStorage.setItem(COLLECTION_KEY, collection);
+    await refreshCollections();
+    await refreshDocuments();
+  }
+  keepShown(kept.id);
+  $("messages").replaceChildren();
+  closeViewer();
+  for (const turn of kept.turns) {
+    addMessage("user", turn.question);
+    showTurn(addMessage("assistant", ""), turn);
+  }
+  refreshConversations();
+}
+
+async function refreshConversations() {
+  let listing;
+  try { listing = await (await api("/v1/conversations")).json(); } catch (error) { return; }
+  const list = $("conversation-list");
+  list.replaceChildren();
+  if (!listing.data.length) list.append(el("li", "None yet: ask a question.", "empty"));
+  for (const kept of listing.data) {
+    const item = el("li", undefined, kept.id === conversationId ? "current" : undefined);
+    const open = el("button", kept.title || "(untitled)", "open");
+    open.type = "button";
+    if (kept.id === conversationId) open.setAttribute("aria-current", "true");
+    open.addEventListener("click", () => openConversation(kept.id).catch((error) => notice(error.message)));
+    item.append(open);
+    for (const [label, action] of [["Rename", renameConversation], ["Export", exportConversation], ["Delete", deleteConversation]]) {
+      const button = el("button", label, "small");
+      button.type = "button";
+      button.setAttribute("aria-label", `${label} ${kept.title}`);
+      button.addEventListener("click", () => action(kept).catch((error) => notice(error.message)));
+      item.append(button);
+    }
+    list.append(item);
+  }
+}
+
+async function renameConversation(kept) {
+  const title = (prompt("New name of the conversation:", kept.title) || "").trim();
+  if (!title) return;
+  await api(`/v1/conversations/${encodeURIComponent(kept.id)}`, {
+    method: "PATCH", body: JSON.stringify({ title }), headers: { "Content-Type": "application/json" },
+  });
+  await refreshConversations();
+}
+
+async function exportConversation(kept) {
+  const markdown = await (await api(`/v1/conversations/${encodeURIComponent(kept.id)}/export`)).blob();
+  const link = el("a");
+  link.href = URL.createObjectURL(markdown);
+  link.download = `${kept.id}.md`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+async function deleteConversation(kept) {
+  if (!confirm(`Delete the conversation "${kept.title}"?`)) return;
+  await api(`/v1/conversations/${encodeURIComponent(kept.id)}`, { method: "DELETE" });
+  if (kept.id === conversationId) newConversation();
+  else await refreshConversations();
+}
+
+// The viewer: a PDF source's page as an image with the passage highlighted (arrow keys turn
+// pages, + and - zoom, Escape closes); another format's passage as text, the sentence marked.
+const ZOOMS = [0.5, 0.75, 1, 1.5, 2, 3];
+const viewer = { path: "", query: null, cited: 0, page: 0, pages: 0, zoom: 2, label: "", opener: null, image: null };
+
+function openSource(source, opener) {
+  viewer.opener = opener;
+  viewer.label = names[source.source] || source.source;
+  $("viewer").hidden = false;
+  document.body.classList.add("viewing");
+  const quote = source.quote ? `Highlighted: “${source.quote}”` : "";
+  $("viewer-quote").textContent = quote;
+  if (source.view) {
+    const url = new URL(source.view, location.origin);
+    viewer.path = url.pathname.replace(/\d+$/, "");
+    viewer.query = url.searchParams;
+    viewer.cited = viewer.page = Number(url.pathname.match(/(\d+)$/)[1]);
+    $("passage").hidden = true;
+    showPage();
+  } else {
+    viewer.path = "";
+    $("page-image").hidden = true;
+    $("viewer-title").textContent = `${viewer.label}, ${source.locator}`;
+    const passage = $("passage");
+    passage.hidden = false;
+    passage.replaceChildren();
+    const at = source.quote ? source.text.indexOf(source.quote) : -1;
+    if (at < 0) passage.append(source.text);
+    else passage.append(source.text.slice(0, at), el("mark", source.quote), source.text.slice(at + source.quote.length));
+    updateButtons();
+  }
+  $("viewer-title").focus();
+}
+
+async function showPage() {
+  const query = new URLSearchParams(viewer.query);
+  if (viewer.page !== viewer.cited) query.delete("quote");
+  if (ZOOMS[viewer.zoom] > 1) query.set("dpi", "200");
+  const title = `${viewer.label}, page ${viewer.page}`;
+  $("viewer-title").textContent = `${title} (loading…)`;
+  try {
+    const response = await api(`${viewer.path}${viewer.page}?${query}`);
+    viewer.pages = Number(response.headers.get("X-Docqa-Pages")) || viewer.page;
+    const boxes = JSON.parse(response.headers.get("X-Docqa-Highlights") || "[]");
+    const image = $("page-image");
+    if (image.src) URL.revokeObjectURL(image.src);
+    image.src = URL.createObjectURL(await response.blob());
+    image.hidden = false;
+    image.alt = `Page ${viewer.page} of ${viewer.label}` + (boxes.length ? ", the passage highlighted in yellow" : "");
+    await image.decode();
+    image.style.width = `${ZOOMS[viewer.zoom] * 100}%`;
+    $("viewer-title").textContent = `${title} of ${viewer.pages}`;
+    if (boxes.length) {
+      const frame = $("page-frame");
+      const scale = image.clientHeight / image.naturalHeight;
+      frame.scrollTop = Math.max(0, boxes[0][1] * scale - frame.clientHeight / 3);
+    }
+  } catch (error) {
+    $("viewer-title").textContent = `${title}: ${error.message}`;
+  }
+  updateButtons();
+}
+
+function updateButtons() {
+  const paged = Boolean(viewer.path);
+  $("previous-page").disabled = !paged || viewer.page <= 1;
+  $("next-page").disabled = !paged || viewer.page >= viewer.pages;
+  $("zoom-out").disabled = !paged || viewer.zoom === 0;
+  $("zoom-in").disabled = !paged || viewer.zoom === ZOOMS.length - 1;
+}
+
+function turnPage(by) {
+  const page = viewer.page + by;
+  if (!viewer.path || page < 1 || page > viewer.pages) return;
+  viewer.page = page;
+  showPage();
+}
+
+function zoom(by) {
+  const next = Math.min(Math.max(viewer.zoom + by, 0), ZOOMS.length - 1);
+  if (!viewer.path || next === viewer.zoom) return;
+  const sharper = (ZOOMS[next] > 1) !== (ZOOMS[viewer.zoom] > 1);
+  viewer.zoom = next;
+  if (sharper) showPage();
+  else { $("page-image").style.width = `${ZOOMS[next] * 100}%`; updateButtons(); }
+}
+
+function closeViewer() {
+  if ($("viewer").hidden) return;
+  $("viewer").hidden = true;
+  document.body.classList.remove("viewing");
+  if (viewer.opener && viewer.opener.isConnected) viewer.opener.focus();
+}
+
+$("previous-page").addEventListener("click", () => turnPage(-1));
+$("next-page").addEventListener("click", () => turnPage(1));
+$("zoom-in").addEventListener("click", () => zoom(1));
+$("zoom-out").addEventListener("click", () => zoom(-1));
+$("close-viewer").addEventListener("click", closeViewer);
+$("viewer").addEventListener("keydown", (event) => {
+  const keys = { ArrowLeft: () => turnPage(-1), ArrowRight: () => turnPage(1), "+": () => zoom(1), "=": () => zoom(1), "-": () => zoom(-1), Escape: closeViewer };
+  if (keys[event.key] && !event.altKey && !event.ctrlKey && !event.metaKey) {
+    event.preventDefault();
+    keys[event.key]();
+  }
+});
 
 async function start() {
   await refreshStatus();
@@ -329,7 +579,12 @@ async function start() {
     await loadSettings();
     await refreshCollections();
     await refreshDocuments();
-  } catch (error) { notice(error.message); }
+    await refreshConversations();
+    if (conversationId) await openConversation(conversationId);
+  } catch (error) {
+    if (conversationId && /no such conversation/.test(error.message)) newConversation();
+    else notice(error.message);
+  }
 }
 
 start();
