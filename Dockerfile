@@ -22,9 +22,10 @@ COPY docqa ./docqa
 RUN poetry install --only main && pip uninstall -y poetry
 COPY config.yml ingest.py main.py ./
 
-# data/, vectorstore/ and models/ are volumes (docker-compose.yml); uploads go to data/uploads.
+# data/, vectorstore/, state/ and models/ are volumes (docker-compose.yml); uploads go to
+# data/uploads, kept conversations to state/ (only its owner may open it).
 RUN useradd --create-home --uid 1000 docqa && mkdir -p data vectorstore models \
-    && chown docqa data vectorstore
+    && mkdir -m 700 state && chown docqa data vectorstore state
 USER docqa
 EXPOSE 8000
 CMD ["docqa", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -70,8 +70,10 @@ def test_a_piped_conversation_prints_one_json_object_per_turn(sample_project: Pa
 
 
 def test_chat_flags_and_commands_are_checked(sample_project: Path) -> None:
-    result = chat(sample_project, ["/set temperature -2", "/set colour red", "/k 0", "/exit"])
+    commands = ["/set temperature -2", "/set colour red", "/k 0", "/open 1", "/exit"]
+    result = chat(sample_project, commands)
     assert result.returncode == 0, result.stderr
+    assert "(no answer yet)" in result.stderr
     assert "error: invalid temperature: Input should be greater than or equal to 0" in result.stderr
     assert "error: /set NAME VALUE, with NAME one of temperature" in result.stderr
     assert "error: /k takes a number from 1 to 100" in result.stderr
@@ -133,6 +135,13 @@ def test_a_terminal_session_with_a_follow_up_ctrl_c_and_ctrl_d(terminal: Termina
     terminal.keys(SAMPLE_QUESTION, "Enter")
     screen = terminal.wait_for("first token", count=1)
     assert "£42 million" in screen
+    assert screen.count("Answer: ") == 1  # the streamed text gave way to the checked answer
+    terminal.keys("/open 1", "Enter")
+    opened = terminal.wait_for("(page image: ").split("(page image: ", 1)[1].split(")")[0]
+    assert opened.endswith(".png")
+    assert Path(opened).read_bytes().startswith(b"\x89PNG")
+    terminal.keys("/open 9", "Enter")
+    terminal.wait_for("error: there is no source [9]")
     terminal.keys(FOLLOW_UP, "Enter")
     screen = terminal.wait_for("first token", count=2)
     follow_up = screen.split(FOLLOW_UP, 1)[1]

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 HELP = """Commands:
   /sources          the sources of the last answer, in full
+  /open N           write source N's page, its passage highlighted, to a PNG (PDF sources)
   /k N              retrieve N chunks per question
   /set NAME VALUE   a generation setting: temperature, top_k, top_p, min_p, repeat_penalty,
                     max_tokens, seed  (/set alone shows them)
@@ -178,6 +179,8 @@ def _command(
     elif name == "sources":
         last = conversation.answers[-1] if conversation.answers else None
         say(sources_text(last) if last else "(no answer yet)")
+    elif name == "open":
+        say(_open(conversation, argument))
     elif name == "k":
         if not argument.isdigit() or not 1 <= int(argument) <= 100:
             say("error: /k takes a number from 1 to 100")
@@ -202,6 +205,22 @@ def _command(
     else:
         say(f"error: unknown command /{name}: /help lists them")
     return None
+
+
+def _open(conversation: Conversation, argument: str) -> str:
+    """/open N: source N's page of the last answer, highlighted, written as a PNG."""
+    from docqa.cli.pages import write_page_image
+
+    if not conversation.answers:
+        return "(no answer yet)"
+    if not argument.isdigit():
+        return "error: /open takes a source's number, e.g. /open 1"
+    answer = conversation.answers[-1]
+    try:
+        written = write_page_image(conversation.service.settings, answer, int(argument))
+    except DocqaError as exc:
+        return f"error: {exc}"
+    return f"(page image: {written})"
 
 
 def _switch(conversation: Conversation, name: str, base: Settings) -> str:

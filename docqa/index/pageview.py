@@ -41,7 +41,7 @@ MIN_RUN = 3  # words in a row a quote and a page must share (fewer if the quote 
 SLACK = 3  # words a page may have beyond the quote between two shared runs
 PAD = 2  # pixels around each highlighted line
 TINT = (255, 214, 64)  # multiplied into the highlighted pixels: paper turns yellow, ink stays
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"[£$€¥]?\w+%?")  # a word, with its currency sign or per cent
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom, in the image's pixels
 

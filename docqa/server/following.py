@@ -94,13 +94,20 @@ async def answer_of(state: ServerState, request: Request, job_id: str) -> dict[s
     return answer
 
 
+async def viewed(state: ServerState, event: dict[str, Any], collection: str) -> dict[str, Any]:
+    """An answer or event, each PDF source given the URL of its page, highlighted (`view`)."""
+    if "sources" not in event:
+        return event
+    views = state.documents.of(collection).with_views  # reads the index's manifest
+    return await anyio.to_thread.run_sync(views, event, collection)
+
+
 async def with_views(
     state: ServerState, events: AsyncIterator[dict[str, Any]], collection: str
 ) -> AsyncIterator[dict[str, Any]]:
-    """The events, each PDF source given the URL of its page, highlighted (`view`)."""
-    documents = state.documents.of(collection)
+    """The events, each PDF source given `view` (see viewed)."""
     async for event in events:
-        yield documents.with_views(event, collection)
+        yield await viewed(state, event, collection)
 
 
 def sse_response(events: AsyncIterator[bytes]) -> StreamingResponse:

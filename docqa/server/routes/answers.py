@@ -15,6 +15,7 @@ from docqa.server.following import (
     sse,
     sse_response,
     submit,
+    viewed,
     with_views,
 )
 from docqa.server.schemas import AskBody, ask_request
@@ -35,9 +36,7 @@ async def ask(
     job_id = await submit(state, asked)
     if not stream:
         answer = await answer_of(state, request, job_id)
-        return JSONResponse(
-            state.documents.of(asked.collection).with_views(answer, asked.collection)
-        )
+        return JSONResponse(await viewed(state, answer, asked.collection))
 
     async def events() -> AsyncIterator[bytes]:
         async for event in with_views(state, follow(state, job_id), asked.collection):

@@ -20,6 +20,7 @@ from docqa.server.following import (
     sse,
     sse_response,
     submit,
+    viewed,
     with_views,
 )
 from docqa.server.schemas import (
@@ -55,7 +56,7 @@ async def chat_completions(
     job_id = await submit(state, asked)
     if not body.stream:
         answer = await answer_of(state, request, job_id)
-        answer = state.documents.of(asked.collection).with_views(answer, asked.collection)
+        answer = await viewed(state, answer, asked.collection)
         if keep is not None:
             await keep(answer)
         return JSONResponse(completion(job_id, answer, conversation))
