@@ -257,6 +257,8 @@ def test_an_uploaded_pdf_is_indexed_and_answered_from(page: Page, tmp_path: Path
 
 
 def test_an_uploaded_slide_deck_is_cited_by_its_slide(page: Page, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
     deck = tmp_path / "board.pptx"
     deck.write_bytes(pptx_bytes())
     page.set_input_files("#files", str(deck))
@@ -265,6 +267,14 @@ def test_an_uploaded_slide_deck_is_cited_by_its_slide(page: Page, tmp_path: Path
     answer = ask(page, "What is the revenue forecast for 2027?")
     answer.locator(".citations").wait_for(timeout=120_000)
     assert "board.pptx, slide 2: Revenue outlook" in answer.locator(".citations").inner_text()
+    slide = answer.locator(".citations details", has_text="board.pptx, slide 2").first
+    slide.locator("summary").click()
+    slide.locator(".show").click()  # a slide has no page image: its passage, the sentence marked
+    expect(page.locator("#viewer-title")).to_have_text("board.pptx, slide 2: Revenue outlook")
+    expect(page.locator("#page-image")).to_be_hidden()
+    assert page.locator("#passage mark").count() == 1
+    assert page.locator("#passage mark").inner_text() in page.locator("#passage").inner_text()
+    assert page.locator("#previous-page").is_disabled()
 
 
 def test_checked_documents_and_collections_limit_what_answers(page: Page, tmp_path: Path) -> None:

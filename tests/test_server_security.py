@@ -303,7 +303,7 @@ def test_every_response_says_nosniff_and_html_ones_forbid_framing(serve: Serve) 
         for route in _api_routes(app.routes)
         for method in route.methods or ()
     ]
-    assert len(replies) == 16
+    assert len(replies) == 23
     replies += [
         client.get("/static/app.js"),
         client.get("/static/index.html"),

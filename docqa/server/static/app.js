@@ -492,12 +492,18 @@ function openSource(source, opener) {
     const passage = $("passage");
     passage.hidden = false;
     passage.replaceChildren();
-    const at = source.quote ? source.text.indexOf(source.quote) : -1;
-    if (at < 0) passage.append(source.text);
-    else passage.append(source.text.slice(0, at), el("mark", source.quote), source.text.slice(at + source.quote.length));
+    const found = findQuote(source.text, source.quote || "");
+    if (!found) passage.append(source.text);
+    else passage.append(source.text.slice(0, found.index), el("mark", found[0]), source.text.slice(found.index + found[0].length));
     updateButtons();
   }
   $("viewer-title").focus();
+}
+
+// Where the quote's words stand in the text, whatever whitespace is between them there.
+function findQuote(text, quote) {
+  const words = quote.split(/\s+/).filter(Boolean).map((word) => word.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  return words.length ? new RegExp(words.join("\\s+")).exec(text) : null;
 }
 
 async function showPage() {
