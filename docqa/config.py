@@ -379,6 +379,11 @@ class ServerSettings(_Section):
         description="Let DELETE /v1/documents/{id} delete any file of the data folder with that "
         "content, not only the documents uploaded over HTTP.",
     )
+    audit_questions: bool = Field(
+        False,
+        description="Write each question's text to the audit log (paths.state/audit.log); "
+        "off, questions are only counted there, per API key and collection, a line a minute.",
+    )
 
 
 class Settings(_Section):

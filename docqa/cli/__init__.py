@@ -1,5 +1,5 @@
-"""The `docqa` command line: ingest, ask, chat, eval, status, collections, convert, serve and worker
-(ingest.py and main.py run ingest and ask)."""
+"""The `docqa` command line: ingest, ask, chat, eval, status, collections, convert, serve, worker
+and audit (ingest.py and main.py run ingest and ask)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from docqa.cli.ask import ask
+from docqa.cli.audit import audit
 from docqa.cli.chat import chat
 from docqa.cli.collections import app as collections_app
 from docqa.cli.convert import convert
@@ -35,6 +36,7 @@ app.command("meta")(meta)
 app.command("convert")(convert)
 app.command("serve")(serve)
 app.command("worker")(worker)
+app.command("audit")(audit)
 app.add_typer(collections_app, name="collections")
 
 _COMMANDS: dict[str, Callable[..., None]] = {"ingest": ingest, "ask": ask}

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from docqa import __version__
 from docqa.answer.profiles import profile_for
 from docqa.config import Settings
+from docqa.server.audit import AuditLog, AuditRefusals
 from docqa.server.conversations import ConversationStore
 from docqa.server.documents import CollectionDocuments
 from docqa.server.errors import install_handlers
@@ -35,9 +36,12 @@ class _App(FastAPI):
 
 
 @asynccontextmanager
-async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
     yield
+    state: ServerState = app.state.docqa
+    state.audit.close()  # the questions counted since the last line
+    state.documents.pages.close()
 
 
 def create_app(settings: Settings, executor: Executor, api_key: str | None) -> FastAPI:
@@ -58,12 +62,14 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
         CollectionDocuments(settings),
         profile_for(settings),
         ConversationStore(settings.paths.state),
+        AuditLog(settings.paths.state, limits.audit_questions),
     )
     install_handlers(app)
     for routes in (answers, chat, jobs, documents, collections, conversations, health):
         app.include_router(routes.router)
     app.mount("/static", StaticFiles(directory=health.STATIC), name="static")
     app.add_middleware(Guard, limits=limits, api_key=api_key)
+    app.add_middleware(AuditRefusals, audit=app.state.docqa.audit)  # the Guard's refusals too
     if limits.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from docqa.jobs.board import END, BoardUnavailable, closing_events
 from docqa.jobs.runner import AnswerRequest, cancel_queued
+from docqa.server.audit import RequestAudit
 from docqa.server.errors import ApiError, public_error
 from docqa.server.executors import Executor, QueueFull
 from docqa.server.state import ServerState
@@ -23,7 +24,9 @@ READ_WAIT_S = 1.0  # longest wait for one job event before looking again
 LOOK_EVERY_S = 5.0  # with no events for this long, the job's record is looked at
 
 
-async def submit(state: ServerState, request: AnswerRequest) -> str:
+async def submit(state: ServerState, request: AnswerRequest, audit: RequestAudit) -> str:
+    """Hand a question to the executor (counted, or logged, on the audit log): its job id."""
+    audit.question(request.collection, request.question)
     try:
         return await anyio.to_thread.run_sync(state.executor.submit, request)
     except QueueFull as full:

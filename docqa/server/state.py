@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from docqa.answer.profiles import ReaderProfile
 from docqa.config import ServerSettings, Settings
+from docqa.server.audit import AuditLog
 from docqa.server.conversations import ConversationStore
 from docqa.server.documents import CollectionDocuments
 from docqa.server.executors import Executor
@@ -25,6 +26,7 @@ class ServerState:
     documents: CollectionDocuments  # each collection's
     reader: ReaderProfile  # the defaults /v1/info reports
     conversations: ConversationStore
+    audit: AuditLog
 
     @property
     def limits(self) -> ServerSettings:

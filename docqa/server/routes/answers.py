@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from docqa.jobs.board import END
+from docqa.server.audit import Audited
 from docqa.server.following import (
     answer_of,
     follow,
@@ -26,14 +27,18 @@ router = APIRouter()
 
 @router.post("/v1/ask")
 async def ask(
-    request: Request, body: AskBody, state: Served, stream: Annotated[bool, Query()] = False
+    request: Request,
+    body: AskBody,
+    state: Served,
+    audit: Audited,
+    stream: Annotated[bool, Query()] = False,
 ) -> Response:
     """Answer a question: the same object as `main.py --json`, or (`?stream=true`) its events
     as server-sent events: sources, token…, answer, timings (or error)."""
     asked = body.applied(
         ask_request(body, state.settings.llm.sampling, state.limits), state.settings
     )
-    job_id = await submit(state, asked)
+    job_id = await submit(state, asked, audit)
     if not stream:
         answer = await answer_of(state, request, job_id)
         return JSONResponse(await viewed(state, answer, asked.collection))

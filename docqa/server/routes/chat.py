@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from docqa.collection import collections
 from docqa.jobs.runner import AnswerRequest
+from docqa.server.audit import Audited
 from docqa.server.errors import ApiError
 from docqa.server.following import (
     answer_of,
@@ -42,7 +43,7 @@ Keep = Callable[[dict[str, Any]], Awaitable[None]]  # keeps an answer as a conve
 
 @router.post("/chat/completions")
 async def chat_completions(
-    request: Request, body: ChatBody, state: Served, owner: Owner
+    request: Request, body: ChatBody, state: Served, owner: Owner, audit: Audited
 ) -> Response:
     """The last user message is the question, the messages before it the conversation — or,
     with docqa.conversation, the turns kept of that conversation."""
@@ -53,7 +54,7 @@ async def chat_completions(
         asked, documents = await _carried_on(state, owner, conversation, asked, documents)
     asked = documents.applied(asked, state.settings)
     keep = None if conversation is None else _keeper(state, owner, conversation, asked)
-    job_id = await submit(state, asked)
+    job_id = await submit(state, asked, audit)
     if not body.stream:
         answer = await answer_of(state, request, job_id)
         answer = await viewed(state, answer, asked.collection)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from docqa.collection import DEFAULT, CollectionExists, collections, create, delete, described
 from docqa.errors import UsageError
+from docqa.server.audit import Audited
 from docqa.server.errors import ApiError
 from docqa.server.state import Served
 
@@ -31,24 +32,26 @@ async def list_collections(state: Served) -> dict[str, Any]:
 
 
 @router.post("", status_code=201)
-async def create_collection(body: CollectionBody, state: Served) -> dict[str, Any]:
+async def create_collection(body: CollectionBody, state: Served, audit: Audited) -> dict[str, Any]:
     try:
         made = await anyio.to_thread.run_sync(create, state.settings, body.name)
     except CollectionExists:
         raise ApiError(409, f"collection {body.name!r} exists already", "name") from None
     except UsageError as exc:
         raise ApiError(400, str(exc), "name") from None
+    audit.record("collection created", collection=made.name)
     return _public(described(made))
 
 
 @router.delete("/{name}")
-async def delete_collection(name: str, state: Served) -> dict[str, Any]:
+async def delete_collection(name: str, state: Served, audit: Audited) -> dict[str, Any]:
     if name == DEFAULT:
         raise ApiError(400, f"the {DEFAULT!r} collection cannot be deleted", "name")
     try:
         gone = await anyio.to_thread.run_sync(delete, state.settings, name)
     except UsageError as exc:
         raise ApiError(404, str(exc), "name") from None
+    audit.record("collection deleted", collection=gone.name)
     return {"name": gone.name, "deleted": True}
 
 

@@ -11,6 +11,7 @@ import anyio
 from fastapi import APIRouter, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 
+from docqa.collection import DEFAULT
 from docqa.index.pageview import (
     DEFAULT_DPI,
     MAX_DPI,
@@ -19,6 +20,7 @@ from docqa.index.pageview import (
     NoSuchPage,
     RenderError,
 )
+from docqa.server.audit import Audited
 from docqa.server.errors import ApiError
 from docqa.server.state import Served
 
@@ -29,7 +31,11 @@ Collection = Annotated[str | None, Query(max_length=64)]
 
 @router.post("", status_code=202)
 async def upload(
-    request: Request, file: UploadFile, state: Served, collection: Collection = None
+    request: Request,
+    file: UploadFile,
+    state: Served,
+    audit: Audited,
+    collection: Collection = None,
 ) -> dict[str, Any]:
     """Add a document to the collection's data folder (named by its content) and ingest it."""
     name = file.filename or ""
@@ -38,6 +44,7 @@ async def upload(
     size = file.size if file.size is not None else int(request.headers.get("content-length", 0))
     save = state.documents.of(collection).save
     document_id, new = await anyio.to_thread.run_sync(save, file.file, size, name)
+    audit.record("upload", collection=collection or DEFAULT, document=document_id, name=name)
     job_id = await anyio.to_thread.run_sync(state.executor.submit_ingest, collection)
     return {"id": document_id, "object": "document", "new": new, "job_id": job_id}
 
@@ -49,10 +56,11 @@ async def list_documents(state: Served, collection: Collection = None) -> dict[s
 
 @router.delete("/{document_id}")
 async def delete_document(
-    document_id: str, state: Served, collection: Collection = None
+    document_id: str, state: Served, audit: Audited, collection: Collection = None
 ) -> dict[str, Any]:
     delete = state.documents.of(collection).delete
     removed = await anyio.to_thread.run_sync(delete, document_id)
+    audit.record("delete", collection=collection or DEFAULT, document=document_id, files=removed)
     job_id = await anyio.to_thread.run_sync(state.executor.submit_ingest, collection)
     return {"id": document_id, "deleted": removed, "job_id": job_id}
 

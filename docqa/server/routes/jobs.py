@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from docqa.jobs.board import JobRecord
 from docqa.jobs.runner import cancel_queued
+from docqa.server.audit import Audited
 from docqa.server.errors import ApiError, public_error
 from docqa.server.following import submit
 from docqa.server.schemas import AskBody, ask_request
@@ -17,10 +18,10 @@ router = APIRouter(prefix="/v1/jobs")
 
 
 @router.post("", status_code=202)
-async def create_job(body: AskBody, state: Served) -> dict[str, Any]:
+async def create_job(body: AskBody, state: Served, audit: Audited) -> dict[str, Any]:
     """Queue a question; its answer is read later with GET /v1/jobs/{id}."""
     asked = ask_request(body, state.settings.llm.sampling, state.limits)
-    job_id = await submit(state, body.applied(asked, state.settings))
+    job_id = await submit(state, body.applied(asked, state.settings), audit)
     return {"job_id": job_id, "status": "queued"}
 
 
