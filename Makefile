@@ -41,18 +41,29 @@ test-tools:
 	  apt-get install -y -qq $$missing >/dev/null; } || \
 	  { echo "install $$missing (apt-get install $$missing)"; exit 1; }
 
-# The HTTP API with its queue on this machine: Redis (AOF, in .redis/), two workers sharing
-# the cores, and `docqa serve --queue` on 127.0.0.1:8000 until Ctrl-C.
+# The HTTP API with its queue on this machine: Redis (AOF, in .redis/, bound to 127.0.0.1), two
+# workers sharing the cores, and `docqa serve` on 127.0.0.1:8000 until Ctrl-C. Redis's password
+# is made once into .redis/password and given to it in .redis/redis.conf (both the owner's
+# alone); the workers and the API get it in the queue URL, in DOCQA_SERVER__QUEUE: none of the
+# three has it on its command line, for every user of the machine to see.
 REDIS_PORT ?= 6379
-QUEUE := redis://127.0.0.1:$(REDIS_PORT)/0
+REDIS_DIR ?= $(CURDIR)/.redis
 cluster: setup
 	@command -v redis-server >/dev/null || { echo "install Redis: apt-get install redis-server"; exit 1; }
-	@redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 || { mkdir -p .redis && redis-server \
-	  --port $(REDIS_PORT) --bind 127.0.0.1 --appendonly yes --dir $(CURDIR)/.redis --daemonize yes; }
-	@trap 'kill $$(jobs -p) 2>/dev/null' EXIT; \
+	@mkdir -p -m 700 $(REDIS_DIR) && umask 077 && cd $(REDIS_DIR) && \
+	  { [ -s password ] || $(PYTHON) -c "import secrets; print(secrets.token_hex(32))" > password; } && \
+	  printf 'port %s\nbind 127.0.0.1\ndir %s\nappendonly yes\nrequirepass %s\n' \
+	    $(REDIS_PORT) $(REDIS_DIR) "$$(cat password)" > redis.conf && chmod 600 password redis.conf
+	@if redis-cli -p $(REDIS_PORT) ping 2>/dev/null | grep -q PONG; then \
+	  echo "a Redis without a password runs on port $(REDIS_PORT): redis-cli -p $(REDIS_PORT) shutdown"; \
+	  exit 1; fi
+	@REDISCLI_AUTH=$$(cat $(REDIS_DIR)/password) redis-cli -p $(REDIS_PORT) ping 2>/dev/null | \
+	  grep -q PONG || redis-server $(REDIS_DIR)/redis.conf --daemonize yes
+	@export DOCQA_SERVER__QUEUE=redis://:$$(cat $(REDIS_DIR)/password)@127.0.0.1:$(REDIS_PORT)/0; \
+	trap 'kill $$(jobs -p) 2>/dev/null' EXIT; \
 	for n in 1 2; do DOCQA_LLM__THREADS=$$(( $$(nproc) / 2 > 0 ? $$(nproc) / 2 : 1 )) \
-	  $(POETRY) run docqa worker --queue $(QUEUE) --name worker$$n & done; \
-	$(POETRY) run docqa serve --queue $(QUEUE)
+	  $(POETRY) run docqa worker --name worker$$n & done; \
+	$(POETRY) run docqa serve
 
 lint: setup
 	$(POETRY) run ruff check .

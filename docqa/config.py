@@ -7,6 +7,7 @@ holds the config file (the current folder when there is none); flags are resolve
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -357,6 +358,13 @@ class ServerSettings(_Section):
     cors_origins: tuple[str, ...] = Field(
         (), description="Web origins allowed to call the API from a browser; none by default."
     )
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description="Addresses or networks (10.0.0.0/8) of the reverse proxies in front of "
+        "the API: only a request from one of them may name its client's address and scheme "
+        "(X-Forwarded-For, X-Forwarded-Proto). None by default: a request's client is the "
+        "address it comes from. In DOCQA_SERVER__TRUSTED_PROXIES, separated by commas.",
+    )
     job_ttl_s: int = Field(86400, ge=60, description="How long finished jobs are kept.")
     max_attempts: int = Field(
         3, ge=1, description="Times a question is tried when the worker running it dies."
@@ -379,11 +387,42 @@ class ServerSettings(_Section):
         description="Let DELETE /v1/documents/{id} delete any file of the data folder with that "
         "content, not only the documents uploaded over HTTP.",
     )
+    key_questions_at_once: int = Field(
+        4,
+        ge=1,
+        description="Questions one API key may have unanswered at once (in each API process); "
+        "more are refused (429).",
+    )
+    key_questions_per_minute: int = Field(
+        60,
+        ge=1,
+        description="Questions one API key may ask a minute (in each API process); more are "
+        "refused (429, with Retry-After).",
+    )
     audit_questions: bool = Field(
         False,
         description="Write each question's text to the audit log (paths.state/audit.log); "
         "off, questions are only counted there, per API key and collection, a line a minute.",
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):  # from the environment
+            return [proxy for proxy in value.split(",") if proxy.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # uvicorn would take a malformed one for a host name, which no client ever has
+        networks = []
+        for proxy in value:
+            try:
+                networks.append(str(ipaddress.ip_network(proxy.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or network") from None
+        return tuple(networks)
 
 
 class Settings(_Section):

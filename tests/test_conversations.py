@@ -34,7 +34,8 @@ from docqa.errors import ConfigError, UsageError
 from docqa.server import conversations
 from docqa.server.conversations import ConversationStore
 from docqa.server.errors import ApiError
-from docqa.server.guards import OWNER, Guard, key_owner
+from docqa.server.guards import OWNER, Guard
+from docqa.server.keys import Keys, KeyStore, key_owner
 from tests.fixtures.projects import FACTS, run_cli, write_documents
 from tests.fixtures.services import long_question, openai_client, serving
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 BRIEF: ChatCompletionSystemMessageParam = {"role": "system", "content": "Be brief."}
 
-KEY_A, KEY_B = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+KEY_A = secrets.token_urlsafe(32)  # a DOCQA_API_KEY
 QUESTION, ANSWER, SOURCE, PAGE = FACTS[0]
 FOLLOW_UP = "Over how many years?"  # only the first turn says what it is about
 
@@ -214,35 +215,40 @@ def test_processes_sharing_the_file_keep_every_turn(tmp_path: Path) -> None:
 # Owners and keys.
 
 
-def test_each_key_makes_its_own_owner_and_a_server_without_keys_one_default() -> None:
+def test_each_key_makes_its_own_owner_and_a_server_without_keys_one_default(
+    tmp_path: Path,
+) -> None:
     async def owner_app(scope: Any, receive: Any, send: Any) -> None:
         await JSONResponse(scope["state"][OWNER])(scope, receive, send)
 
-    keyed = TestClient(
-        Guard(owner_app, ServerSettings(), f"{KEY_A}, {KEY_B}"), base_url="http://127.0.0.1"
-    )
-    owners = [keyed.get("/v1/conversations", headers=_bearer(key)).json() for key in (KEY_A, KEY_B)]
-    assert owners == [
-        "key:" + hashlib.sha256(KEY_A.encode()).hexdigest()[:16],
-        "key:" + hashlib.sha256(KEY_B.encode()).hexdigest()[:16],
-    ]
-    assert owners == [key_owner(KEY_A), key_owner(KEY_B)]
-    for wrong in (_bearer("wrong"), _bearer(f"{KEY_A},{KEY_B}"), {}):
+    def guard(api_key: str | None, store: KeyStore) -> TestClient:
+        keys = Keys(api_key, store)
+        return TestClient(Guard(owner_app, ServerSettings(), keys), base_url="http://127.0.0.1")
+
+    store = KeyStore(tmp_path / "keyed")
+    alice, bob = (store.add(name, "reader", None) for name in ("alice", "bob"))
+    keyed = guard(KEY_A, store)
+    owners = [keyed.get("/v1/conversations", headers=_bearer(k)).json() for k in (alice, bob)]
+    assert owners == [f"key:{alice[3:15]}", f"key:{bob[3:15]}"]  # each by its key's id
+    admin = keyed.get("/v1/conversations", headers=_bearer(KEY_A)).json()
+    assert admin == "key:" + hashlib.sha256(KEY_A.encode()).hexdigest()[:16] == key_owner(KEY_A)
+    for wrong in (_bearer("wrong"), _bearer(alice[:-1] + "x"), _bearer(f"{alice},{bob}"), {}):
         assert keyed.get("/v1/conversations", headers=wrong).status_code == 401
-    open_server = TestClient(Guard(owner_app, ServerSettings(), None), base_url="http://127.0.0.1")
+    open_server = guard(None, KeyStore(tmp_path / "open"))
     assert open_server.get("/v1/conversations").json() == "default"
 
 
-def test_beyond_loopback_every_key_must_be_strong(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DOCQA_API_KEY", f"{KEY_A},{KEY_B}")
-    assert checked_api_key("0.0.0.0") == f"{KEY_A},{KEY_B}"
-    monkeypatch.setenv("DOCQA_API_KEY", f"{KEY_A}, short")
-    with pytest.raises(ConfigError, match=r"weak DOCQA_API_KEY \(its key 2\): it has 5 of the 32"):
+def test_beyond_loopback_a_strong_key_or_keys_made_are_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DOCQA_API_KEY", raising=False)
+    with pytest.raises(UsageError, match="without an API key: make keys with `docqa keys add"):
         checked_api_key("0.0.0.0")
-    assert checked_api_key("127.0.0.1") == f"{KEY_A},short"  # on loopback: noted
-    monkeypatch.setenv("DOCQA_API_KEY", " , ")
-    with pytest.raises(UsageError, match="without an API key"):
-        checked_api_key("0.0.0.0")
+    assert checked_api_key("0.0.0.0", keys_made=True) is None  # the key store's keys guard it
+    monkeypatch.setenv("DOCQA_API_KEY", "short")
+    with pytest.raises(ConfigError, match=r"weak DOCQA_API_KEY: it has 5 of the 32"):
+        checked_api_key("0.0.0.0", keys_made=True)
+    assert checked_api_key("127.0.0.1") == "short"  # on loopback: noted
 
 
 # The Markdown.
@@ -279,27 +285,38 @@ def test_a_transcript_reads_as_docqa_chat_saves_it() -> None:
 
 @dataclass
 class Server:
-    """`docqa serve` over `project`, taking KEY_A and KEY_B; restarted at will."""
+    """`docqa serve` over `project`, taking alice's and bob's keys (readers of every
+    collection, made with `docqa keys add`); restarted at will."""
 
     project: Path
     url: str = ""
     running: ExitStack = field(default_factory=ExitStack)
+    alice: str = ""
+    bob: str = ""
+
+    def __post_init__(self) -> None:
+        self.alice, self.bob = (_make_key(self.project, name) for name in ("alice", "bob"))
 
     def start(self) -> None:
-        env = {"DOCQA_API_KEY": f"{KEY_A},{KEY_B}"}
-        self.url, _ = self.running.enter_context(serving(self.project, env=env))
+        self.url, _ = self.running.enter_context(serving(self.project))
 
     def restart(self) -> None:
         self.running.close()
         self.start()
 
-    def client(self, key: str = KEY_A) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=_bearer(key), timeout=120)
+    def client(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=_bearer(key or self.alice), timeout=120)
+
+
+def _make_key(project: Path, name: str) -> str:
+    made = run_cli("-m", "docqa", "keys", "add", name, "--all", cwd=project)
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
 
 
 @dataclass(frozen=True)
 class Kept:
-    """A conversation of KEY_A's, carried on by the official openai client: QUESTION answered
+    """A conversation of alice's, carried on by the official openai client: QUESTION answered
     plainly, then FOLLOW_UP streamed."""
 
     id: str
@@ -323,7 +340,7 @@ def kept(server: Server) -> Kept:
     with server.client() as client:
         made = client.post("/v1/conversations", json={})
     assert made.status_code == 201, made.text
-    chat = openai_client(server.url).with_options(api_key=KEY_A).chat.completions
+    chat = openai_client(server.url).with_options(api_key=server.alice).chat.completions
     carried_on = {"k": 3, "docqa": {"conversation": made.json()["id"]}}
     reply = chat.create(
         model="docqa", messages=[_user(QUESTION)], temperature=0, extra_body=carried_on
@@ -453,7 +470,7 @@ def test_conversations_are_listed_renamed_exported_and_deleted(server: Server, k
 def test_another_key_sees_none_of_them_and_a_wrong_key_none_at_all(
     server: Server, kept: Kept
 ) -> None:
-    with server.client(KEY_B) as client:
+    with server.client(server.bob) as client:
         assert client.get("/v1/conversations").json() == {"object": "list", "data": []}
         path = f"/v1/conversations/{kept.id}"
         carry_on = {"messages": [_user(FOLLOW_UP)], "docqa": {"conversation": kept.id}}

@@ -25,15 +25,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from starlette.routing import BaseRoute
 from typer.testing import CliRunner
 
 from docqa.answer.qa import QAService
 from docqa.cli import app as cli
 from docqa.cli.serve import checked_api_key
 from docqa.errors import ConfigError, ExitCode
+from docqa.server.access import RULES, Rule
 from docqa.server.app import create_app
 from docqa.server.documents import Documents
 from docqa.server.errors import ApiError
@@ -42,6 +41,7 @@ from docqa.server.guards import WRONG_KEY_CLIENTS, WrongKeys
 from tests.fixtures.fakes import fake_embedder, scripted_llm
 from tests.fixtures.pdfs import write_pdf
 from tests.fixtures.projects import FACTS, fake_settings
+from tests.fixtures.routes import api_routes
 from tests.fixtures.services import free_port
 
 QUESTION = FACTS[0][0]
@@ -294,13 +294,15 @@ def test_wrong_keys_are_kept_for_a_bounded_number_of_addresses() -> None:
     assert wrong_keys.wait(addresses[-1]) > 0
 
 
-def test_every_response_says_nosniff_and_html_ones_forbid_framing(serve: Serve) -> None:
+def test_every_response_says_nosniff_and_html_ones_forbid_framing(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = serve(api_key=KEY)
     app = client.app
     assert isinstance(app, FastAPI)
     replies = [
         client.request(method, re.sub(r"{[^}]+}", "x", route.path), headers=AUTH)
-        for route in _api_routes(app.routes)
+        for route in api_routes(app.routes)
         for method in route.methods or ()
     ]
     assert len(replies) == 23
@@ -319,6 +321,7 @@ def test_every_response_says_nosniff_and_html_ones_forbid_framing(serve: Serve) 
         raise RuntimeError("a bug")
 
     app.add_api_route("/fail", fail)
+    monkeypatch.setitem(RULES, ("GET", "/fail"), Rule("reader"))  # routes without one: 403
     unexpected = TestClient(app, base_url=str(client.base_url), raise_server_exceptions=False)
     replies.append(unexpected.get("/fail", headers=AUTH))
     statuses = {reply.status_code for reply in replies}
@@ -373,15 +376,6 @@ def test_uploads_are_deleted_and_other_files_only_when_the_server_allows_it(
 
 def _document_id(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _api_routes(routes: list[BaseRoute]) -> Iterator[APIRoute]:
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        included = getattr(route, "original_router", None)  # FastAPI's include_router
-        if included is not None:
-            yield from _api_routes(included.routes)
 
 
 def _finished(client: TestClient, created: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""`docqa serve --queue` with a real Redis and two real `docqa worker` processes answering
-with SmolLM2: streamed answers through Redis, a worker killed mid-answer, Redis restarted
-mid-run, an upload picked up by the workers, a bounded load test, and nothing of the machines
-in what the API answers."""
+"""`docqa serve --queue` with a real Redis (with a password) and two real `docqa worker`
+processes answering with SmolLM2: streamed answers through Redis, a worker killed mid-answer,
+Redis restarted mid-run, an upload picked up by the workers, a bounded load test, nothing of
+the machines in what the API answers, and the password in no log or reply."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import time
@@ -26,6 +27,7 @@ from tests.fixtures.services import (
     load,
     long_question,
     openai_client,
+    queue_env,
     redis_server,
     serving,
     start_worker,
@@ -39,18 +41,19 @@ QUESTION, ANSWER, SOURCE, PAGE = FACTS[0]
 # Short: a question caught in flight by the Redis restart is delivered again after this + 30 s.
 ENV = {"DOCQA_SERVER__REQUEST_TIMEOUT_S": "30"}
 ONE_THREAD = {"DOCQA_LLM__THREADS": "1", **ENV}  # two workers share two cores
+PASSWORD = secrets.token_hex(16)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Redis, Path]]:
-    """Redis, two workers and the API, as the README starts them."""
+    """Redis with a password, two workers and the API, as the README starts them."""
     project = tmp_path_factory.mktemp("cluster")
     write_documents(project / "data", broken=False)
     assert run_cli("ingest.py", cwd=project).returncode == 0
-    with redis_server(project / "redis") as redis:
+    with redis_server(project / "redis", password=PASSWORD) as redis:
         workers = [start_worker(project, redis.url, f"worker{n}", env=ONE_THREAD) for n in (1, 2)]
         try:
-            with serving(project, "--queue", redis.url, env=ENV, ready=False) as (url, _):
+            with serving(project, env={**ENV, **queue_env(redis.url)}, ready=False) as (url, _):
                 _wait_for_workers(url, 2)
                 yield url, redis, project
         finally:
@@ -210,3 +213,17 @@ def test_workers_serve_every_collection_and_its_new_generations(
         assert first_source("How much granite does the Osprey pit cut?") == granite
     default = httpx.post(f"{url}/v1/ask", json={"question": QUESTION}, timeout=120).json()
     assert default["sources"][0]["source"] == SOURCE  # the default collection is untouched
+
+
+def test_the_queue_s_password_is_in_no_log_health_or_metrics(
+    cluster: tuple[str, Redis, Path],
+) -> None:
+    """Last, so the logs hold the whole run: Redis restarted, a worker killed."""
+    url, redis, project = cluster
+    replies = [httpx.get(f"{url}/healthz").text, httpx.get(f"{url}/metrics").text]
+    logs = {log.name: log.read_text(errors="replace") for log in project.glob("*.log")}
+    assert {"worker1.log", "worker2.log"} <= set(logs)
+    assert not [text for text in [*replies, *logs.values()] if PASSWORD in text]
+    served = next(text for name, text in logs.items() if name.startswith("serve-"))
+    assert f"through redis://127.0.0.1:{redis.port}/0" in served
+    assert f"redis://:**@127.0.0.1:{redis.port}/0" in logs["worker1.log"]  # Celery's own

@@ -1,5 +1,5 @@
-"""The `docqa` command line: ingest, ask, chat, eval, status, collections, convert, serve, worker
-and audit (ingest.py and main.py run ingest and ask)."""
+"""The `docqa` command line: ingest, ask, chat, eval, status, collections, convert, serve, worker,
+keys and audit (ingest.py and main.py run ingest and ask)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from docqa.cli.collections import app as collections_app
 from docqa.cli.convert import convert
 from docqa.cli.evaluate import evaluate
 from docqa.cli.ingest import ingest
+from docqa.cli.keys import app as keys_app
 from docqa.cli.meta import meta
 from docqa.cli.serve import serve, worker
 from docqa.cli.status import status
@@ -38,6 +39,7 @@ app.command("serve")(serve)
 app.command("worker")(worker)
 app.command("audit")(audit)
 app.add_typer(collections_app, name="collections")
+app.add_typer(keys_app, name="keys")
 
 _COMMANDS: dict[str, Callable[..., None]] = {"ingest": ingest, "ask": ask}
 

@@ -30,8 +30,9 @@ QueueOption = Annotated[
     str | None,
     typer.Option(
         "--queue",
-        help="redis://HOST:PORT/N: hand questions to `docqa worker` processes through this "
-        "Redis (default: server.queue in config.yml).",
+        help="redis://[:PASSWORD@]HOST:PORT/N: hand questions to `docqa worker` processes "
+        "through this Redis (default: server.queue in config.yml, or DOCQA_SERVER__QUEUE, "
+        "where a password is off the command line).",
     ),
 ]
 
@@ -64,16 +65,18 @@ def serve(
         import uvicorn
 
         from docqa.answer.qa import loaded_service
+        from docqa.jobs.queue_url import checked_queue, without_password
         from docqa.server.app import create_app
         from docqa.server.executors import Executor, InlineExecutor, QueueExecutor
+        from docqa.server.keys import KeyStore
 
         settings = _settings(config, data, vectorstore, model, host=host, port=port, queue=queue)
         server = settings.server
-        api_key = checked_api_key(server.host)
+        api_key = checked_api_key(server.host, KeyStore(settings.paths.state).any())
         executor: Executor
         if server.queue and not inline:
-            executor = QueueExecutor(settings, _redis_url(server.queue))
-            where = f"questions go to workers through {server.queue}"
+            executor = QueueExecutor(settings, checked_queue(server.queue))
+            where = f"questions go to workers through {without_password(server.queue)}"
         else:
             service = loaded_service(settings, note, explicit_model=model is not None, serving=True)
             executor = InlineExecutor(settings, service)
@@ -94,6 +97,10 @@ def serve(
                 port=server.port,
                 log_level="debug" if debug else "warning",
                 timeout_graceful_shutdown=5,
+                # uvicorn's default trusts X-Forwarded-* from 127.0.0.1: a client on this
+                # host could then pass for any address (the wrong-key limit counts by it).
+                proxy_headers=bool(server.trusted_proxies),
+                forwarded_allow_ips=list(server.trusted_proxies),
             )
         finally:
             stop.set()
@@ -103,29 +110,28 @@ def serve(
     run(debug, body)
 
 
-def checked_api_key(host: str) -> str | None:
-    """DOCQA_API_KEY (one key per person, separated by commas), required beyond loopback and
-    each key strong enough there (a weak key on loopback is noted)."""
-    from docqa.server.guards import MAKE_KEY, api_keys, is_loopback, key_weakness
+def checked_api_key(host: str, keys_made: bool = False) -> str | None:
+    """DOCQA_API_KEY (an admin's key), strong enough beyond loopback (a weak key on loopback
+    is noted); beyond loopback, it or a key made with `docqa keys add` (`keys_made`) is
+    required."""
+    from docqa.server.guards import MAKE_KEY, is_loopback, key_weakness
 
-    keys = api_keys(os.environ.get(API_KEY_ENV))
-    if not keys and not is_loopback(host):
+    api_key = os.environ.get(API_KEY_ENV) or None
+    if api_key is None and not keys_made and not is_loopback(host):
         raise UsageError(
-            f"refusing to serve on {host} without an API key: set {API_KEY_ENV} "
-            "(clients send it as 'Authorization: Bearer ...'), or bind 127.0.0.1"
+            f"refusing to serve on {host} without an API key: make keys with `docqa keys "
+            f"add NAME`, or set {API_KEY_ENV} (clients send it as 'Authorization: Bearer "
+            "...'), or bind 127.0.0.1"
         )
-    for number, key in enumerate(keys, 1):
-        weakness = key_weakness(key)
-        if weakness is None:
-            continue
-        which = API_KEY_ENV if len(keys) == 1 else f"{API_KEY_ENV} (its key {number})"
-        if not is_loopback(host):
-            raise ConfigError(
-                f"refusing to serve on {host} with a weak {which}: {weakness}; make one "
-                f"with {MAKE_KEY}"
-            )
-        note(f"{which} is weak ({weakness}): enough on loopback, refused beyond it")
-    return ",".join(keys) or None
+    weakness = key_weakness(api_key) if api_key is not None else None
+    if weakness is not None and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to serve on {host} with a weak {API_KEY_ENV}: {weakness}; make one with "
+            f"{MAKE_KEY}"
+        )
+    if weakness is not None:
+        note(f"{API_KEY_ENV} is weak ({weakness}): enough on loopback, refused beyond it")
+    return api_key
 
 
 def worker(
@@ -146,9 +152,12 @@ def worker(
     """Answer the API's questions from a Redis queue (start `docqa serve --queue` too)."""
 
     def body() -> ExitCode:
+        from docqa.jobs.queue_url import checked_queue
+
         settings = _settings(config, data, vectorstore, model, queue=queue)
         if not settings.server.queue:
             raise UsageError("give --queue redis://HOST:PORT/N (or set server.queue)")
+        url = checked_queue(settings.server.queue)
         if settings.llm.threads:
             # Workers sharing a machine each get some of its cores: the embedding model's
             # and FAISS's thread pools keep to them too (set before numpy loads).
@@ -156,7 +165,6 @@ def worker(
                 os.environ.setdefault(variable, str(settings.llm.threads))
         from docqa.worker.app import run_worker
 
-        url = _redis_url(settings.server.queue)
         run_worker(
             settings, url, name or f"docqa-{os.getpid()}@{socket.gethostname()}", concurrency
         )
@@ -182,9 +190,3 @@ def _settings(
             "server": server,
         },
     )
-
-
-def _redis_url(url: str) -> str:
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise UsageError(f"--queue takes a Redis URL such as redis://localhost:6379/0, not {url!r}")
-    return url

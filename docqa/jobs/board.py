@@ -43,6 +43,8 @@ class JobRecord(BaseModel):
     finished_at: float | None = None
     attempts: int = 0  # times a runner started it (more than one after a worker was lost)
     worker: str | None = None  # HOST:PID of the process that runs (or ran) it; not public
+    owner: str | None = None  # an answer's: the key that asked; not public
+    collection: str | None = None  # an ingest's: the collection it reads; not public
     progress: dict[str, Any] | None = None  # an ingest's counts so far
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None  # {"message": ..., "type": ...}
@@ -53,7 +55,7 @@ class JobRecord(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """The record as GET /v1/jobs/{id} shows it: which machine runs it is not shown."""
-        return self.model_dump(exclude_none=True, exclude={"worker"})
+        return self.model_dump(exclude_none=True, exclude={"worker", "owner", "collection"})
 
 
 class JobBoard(Protocol):
@@ -237,9 +239,9 @@ class RedisBoard:
             time.sleep(0.5)
         return False
 
-    def depth(self, queue: str) -> int:
-        """Messages waiting in a Celery queue (a Redis list)."""
-        return int(self.client.llen(queue))
+    def depth(self, lists: list[str]) -> int:
+        """Messages waiting in a Celery queue (its Redis lists)."""
+        return sum(int(self.client.llen(name)) for name in lists)
 
     def heartbeat(self, name: str, info: dict[str, Any], ttl_s: int) -> None:
         """A worker says it is alive (and what it serves) for the next `ttl_s` seconds."""

@@ -11,6 +11,11 @@ if TYPE_CHECKING:
     from celery import Celery
 
 QUEUE = "docqa"
+# A question's priority is how many of its key's questions are unanswered before it (at most
+# 9), and workers take priority 0 first: another key's single question goes ahead of a busy
+# key's waiting ones. Kombu keeps each priority in a Redis list of its own.
+PRIORITIES = list(range(10))
+PRIORITY_SEP = ":"
 ANSWER_TASK = "docqa.answer"
 RESTORE_MARGIN_S = 30  # a message unacknowledged this long past the time limit is redelivered
 
@@ -40,6 +45,13 @@ def make_celery(url: str, settings: Settings) -> Celery:
             "unacked_restore_interval": 5,
             "health_check_interval": 10,
             "socket_keepalive": True,
+            "priority_steps": PRIORITIES,
+            "sep": PRIORITY_SEP,
         },
     )
     return app
+
+
+def queue_lists() -> list[str]:
+    """The Redis lists the queue's waiting messages are in, one per priority."""
+    return [QUEUE, *(f"{QUEUE}{PRIORITY_SEP}{priority}" for priority in PRIORITIES[1:])]

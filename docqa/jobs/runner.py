@@ -42,6 +42,7 @@ class AnswerRequest(BaseModel):
     sampling: dict[str, Any]  # the full generation settings, validated by the front end
     collection: str = DEFAULT  # whose documents answer it
     selection: Selection | None = None  # the documents it is limited to (None: all)
+    owner: str | None = None  # the API key that asked (the server's jobs show only to it)
 
 
 class JobFailed(Exception):

@@ -8,19 +8,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from docqa import __version__
 from docqa.answer.profiles import profile_for
 from docqa.config import Settings
+from docqa.server.access import authorize
 from docqa.server.audit import AuditLog, AuditRefusals
 from docqa.server.conversations import ConversationStore
 from docqa.server.documents import CollectionDocuments
 from docqa.server.errors import install_handlers
 from docqa.server.executors import Executor
+from docqa.server.fairness import KeyLimits
 from docqa.server.guards import Guard
 from docqa.server.headers import SecurityHeaders
+from docqa.server.keys import Keys, KeyStore
 from docqa.server.metrics import ASGIApp, Metrics, RequestMetrics
 from docqa.server.routes import answers, chat, collections, conversations, documents, health, jobs
 from docqa.server.state import ServerState
@@ -54,6 +57,7 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
         redoc_url=None,
         openapi_url=None,
         lifespan=_lifespan,
+        dependencies=[Depends(authorize)],  # every route: its key's role and collections
     )
     app.state.docqa = ServerState(
         settings,
@@ -63,12 +67,14 @@ def create_app(settings: Settings, executor: Executor, api_key: str | None) -> F
         profile_for(settings),
         ConversationStore(settings.paths.state),
         AuditLog(settings.paths.state, limits.audit_questions),
+        KeyLimits(limits.key_questions_at_once, limits.key_questions_per_minute, executor.ended),
     )
     install_handlers(app)
     for routes in (answers, chat, jobs, documents, collections, conversations, health):
         app.include_router(routes.router)
     app.mount("/static", StaticFiles(directory=health.STATIC), name="static")
-    app.add_middleware(Guard, limits=limits, api_key=api_key)
+    keys = Keys(api_key, KeyStore(settings.paths.state))
+    app.add_middleware(Guard, limits=limits, keys=keys)
     app.add_middleware(AuditRefusals, audit=app.state.docqa.audit)  # the Guard's refusals too
     if limits.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

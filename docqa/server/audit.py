@@ -1,5 +1,5 @@
 """The audit trail: uploads, deletes, collections made and removed, and refused requests —
-who (the API key's owner), what, when, from where — appended as JSON lines to `audit.log` in
+who (the API key's name), what, when, from where — appended as JSON lines to `audit.log` in
 the server's state folder, rotated by size by the standard library's RotatingFileHandler.
 Questions are counted per owner and collection, a line each minute (and at shutdown), unless
 server.audit_questions logs each one with its text.
@@ -111,9 +111,10 @@ class AuditRefusals:
 
         async def noting_refusal(message: Any) -> None:
             if message["type"] == "http.response.start" and message["status"] in REFUSED:
+                principal = scope.get("state", {}).get("principal")
                 self.audit.record(
                     "refused",
-                    scope.get("state", {}).get("owner"),
+                    principal and principal.name,
                     _client(scope),
                     method=scope["method"],
                     path=scope["path"][:MAX_PATH_CHARS],
@@ -141,7 +142,8 @@ class RequestAudit:
 
 def request_audit(request: Request) -> RequestAudit:
     log: AuditLog = request.app.state.docqa.audit
-    return RequestAudit(log, getattr(request.state, "owner", None), _client(request.scope))
+    principal = getattr(request.state, "principal", None)
+    return RequestAudit(log, principal and principal.name, _client(request.scope))
 
 
 Audited = Annotated[RequestAudit, Depends(request_audit)]

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS turns (
 );
 """
 SUMMARY = "SELECT id, title, collection, created, updated, turns FROM conversations"
+OWNED = "(? IS NULL OR owner = ?)"  # the owner's (None: an admin's reach, everyone's)
 Summary = tuple[str, str, str, float, float, int]  # a row of SUMMARY
 
 
@@ -95,13 +96,15 @@ class ConversationStore:
             db.execute(insert, (row[0], owner, *row[1:]))
         return {**_summary(row), "turns": []}
 
-    def listing(self, owner: str) -> list[dict[str, Any]]:
-        """The owner's conversations, the one most lately added to (or made) first."""
+    def listing(self, owner: str | None) -> list[dict[str, Any]]:
+        """The owner's conversations (None: everyone's), the one most lately added to (or
+        made) first."""
         with self._transaction() as db:
-            rows = db.execute(f"{SUMMARY} WHERE owner = ? ORDER BY updated DESC", (owner,))
+            query = f"{SUMMARY} WHERE {OWNED} ORDER BY updated DESC"
+            rows = db.execute(query, (owner, owner))
             return [_summary(row) for row in rows]
 
-    def get(self, owner: str, conversation_id: str) -> dict[str, Any] | None:
+    def get(self, owner: str | None, conversation_id: str) -> dict[str, Any] | None:
         """The conversation with its turns in order; None when the owner has none such."""
         with self._transaction() as db:
             row = _owned(db, owner, conversation_id)
@@ -111,25 +114,25 @@ class ConversationStore:
             turns = [json.loads(turn) for (turn,) in db.execute(query, (conversation_id,))]
         return {**_summary(row), "turns": turns}
 
-    def rename(self, owner: str, conversation_id: str, title: str) -> dict[str, Any] | None:
+    def rename(self, owner: str | None, conversation_id: str, title: str) -> dict[str, Any] | None:
         """The conversation, titled `title`; None when the owner has none such."""
         title = _checked_title(title)
         if not title:
             raise ApiError(400, "the title is empty", param="title")
         with self._transaction(write=True) as db:
-            update = "UPDATE conversations SET title = ? WHERE id = ? AND owner = ?"
-            db.execute(update, (title, conversation_id, owner))
+            update = f"UPDATE conversations SET title = ? WHERE id = ? AND {OWNED}"
+            db.execute(update, (title, conversation_id, owner, owner))
             row = _owned(db, owner, conversation_id)
         return None if row is None else _summary(row)
 
-    def delete(self, owner: str, conversation_id: str) -> bool:
+    def delete(self, owner: str | None, conversation_id: str) -> bool:
         """Remove the conversation and its turns; False when the owner has none such."""
         with self._transaction(write=True) as db:
-            query = "DELETE FROM conversations WHERE id = ? AND owner = ?"
-            return db.execute(query, (conversation_id, owner)).rowcount > 0
+            query = f"DELETE FROM conversations WHERE id = ? AND {OWNED}"
+            return db.execute(query, (conversation_id, owner, owner)).rowcount > 0
 
     def continued(
-        self, owner: str, conversation_id: str, last: int
+        self, owner: str | None, conversation_id: str, last: int
     ) -> tuple[str, list[tuple[str, str]]]:
         """What carrying on a conversation needs: its collection and its last `last`
         (question, answer) turns; 404 when the owner has none such, 400 when it is full."""
@@ -145,7 +148,7 @@ class ConversationStore:
             turns = db.execute(query, (conversation_id, last)).fetchall()
         return row[2], [(question, answer) for question, answer in reversed(turns)]
 
-    def add_turn(self, owner: str, conversation_id: str, turn: dict[str, Any]) -> None:
+    def add_turn(self, owner: str | None, conversation_id: str, turn: dict[str, Any]) -> None:
         """Keep `turn` (an answer's JSON, answer_dict's form, and the settings it was asked
         with) as the conversation's next; 404 when the owner has none such, 400 when full."""
         question = turn["question"]
@@ -181,9 +184,9 @@ class ConversationStore:
             db.execute("COMMIT")  # not reached when the operation raised: closing rolls back
 
 
-def _owned(db: sqlite3.Connection, owner: str, conversation_id: str) -> Summary | None:
+def _owned(db: sqlite3.Connection, owner: str | None, conversation_id: str) -> Summary | None:
     row: Summary | None = db.execute(
-        f"{SUMMARY} WHERE id = ? AND owner = ?", (conversation_id, owner)
+        f"{SUMMARY} WHERE id = ? AND {OWNED}", (conversation_id, owner, owner)
     ).fetchone()
     return row
 

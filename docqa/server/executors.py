@@ -18,6 +18,7 @@ from docqa.collection import DEFAULT
 from docqa.errors import DocqaError
 from docqa.jobs.board import BoardUnavailable, JobBoard, JobRecord, MemoryBoard, RedisBoard
 from docqa.jobs.runner import AnswerRequest, cancel_queued, run_answer, run_ingest
+from docqa.server.fairness import FairQueue
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -52,7 +53,9 @@ class Executor:
         self._ingest_thread: threading.Thread | None = None
         self._durations: deque[float] = deque(maxlen=32)
 
-    def submit(self, request: AnswerRequest) -> str:
+    def submit(self, request: AnswerRequest, turn: int = 0) -> str:
+        """Queue a question: its job id. `turn`: how many of its key's questions are
+        unanswered before it (questions of lower turns are taken first, where the mode can)."""
         raise NotImplementedError
 
     def waiting(self) -> int:
@@ -73,8 +76,21 @@ class Executor:
         typical = statistics.median(self._durations) if self._durations else 2.0
         return max(1, math.ceil(typical))
 
-    def new_record(self, kind: str) -> JobRecord:
-        record = JobRecord(id=secrets.token_hex(12), kind=kind, created_at=time.time())
+    def ended(self, job_id: str) -> bool:
+        """Whether the job has finished (or is gone)."""
+        record = self.board.get(job_id)
+        return record is None or record.finished
+
+    def new_record(
+        self, kind: str, owner: str | None = None, collection: str | None = None
+    ) -> JobRecord:
+        record = JobRecord(
+            id=secrets.token_hex(12),
+            kind=kind,
+            created_at=time.time(),
+            owner=owner,
+            collection=collection,
+        )
         self.board.create(record)
         return record
 
@@ -87,7 +103,7 @@ class Executor:
             waiting = queued and self.board.get(queued)
             if waiting and not waiting.finished:  # not cancelled while it waited
                 return waiting.id
-            job_id = self.new_record("ingest").id
+            job_id = self.new_record("ingest", collection=collection).id
             self._ingest_waiting[collection] = job_id
             if self._ingest_thread is None or not self._ingest_thread.is_alive():
                 self._ingest_thread = threading.Thread(
@@ -120,7 +136,8 @@ class Executor:
 
 
 class InlineExecutor(Executor):
-    """The model in the API process; questions wait their turn in a bounded queue."""
+    """The model in the API process; questions wait their turn in a bounded queue, taken in
+    turn across the keys that asked them (fairness.FairQueue)."""
 
     mode = "inline"
 
@@ -129,19 +146,17 @@ class InlineExecutor(Executor):
 
         super().__init__(settings, MemoryBoard(settings.server.job_ttl_s))
         self.services = CollectionServices(service, settings.server.open_collections)
-        self._queue: queue.Queue[tuple[str, AnswerRequest] | None] = queue.Queue(
-            maxsize=settings.server.max_queue
-        )
+        self._queue: FairQueue[tuple[str, AnswerRequest]] = FairQueue(settings.server.max_queue)
         self._stale = threading.Event()
         self._thread = threading.Thread(target=self._answer_loop, name="docqa-answer-loop")
         self._thread.start()
 
-    def submit(self, request: AnswerRequest) -> str:
-        if self._queue.full():
+    def submit(self, request: AnswerRequest, turn: int = 0) -> str:
+        if self._queue.full():  # taken in turn across keys whatever `turn` says
             raise QueueFull(self.retry_after())
-        record = self.new_record("answer")
+        record = self.new_record("answer", owner=request.owner)
         try:
-            self._queue.put_nowait((record.id, request))
+            self._queue.put_nowait(request.owner or "", (record.id, request))
         except queue.Full:  # filled since the check above
             cancel_queued(self.board, record.id)
             raise QueueFull(self.retry_after()) from None
@@ -169,14 +184,8 @@ class InlineExecutor(Executor):
         self._stale.set()  # the answer loop, the service's one user, switches to it
 
     def close(self) -> None:
-        while True:  # questions still waiting are cancelled, so their readers end
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                cancel_queued(self.board, item[0])
-        self._queue.put(None)
+        for job_id, _ in self._queue.close():  # cancelled, so that their readers end
+            cancel_queued(self.board, job_id)
         self._thread.join(timeout=self.settings.server.request_timeout_s)
 
     def health(self) -> dict[str, Any]:
@@ -206,20 +215,21 @@ class QueueExecutor(Executor):
         super().__init__(settings, self.redis_board)
         self.celery: Celery = make_celery(url, settings)
 
-    def submit(self, request: AnswerRequest) -> str:
+    def submit(self, request: AnswerRequest, turn: int = 0) -> str:
         from kombu.exceptions import OperationalError
 
-        from docqa.jobs.celery_app import ANSWER_TASK, QUEUE
+        from docqa.jobs.celery_app import ANSWER_TASK, PRIORITIES, QUEUE, queue_lists
 
-        if self.redis_board.depth(QUEUE) >= self.settings.server.max_queue:
+        if self.redis_board.depth(queue_lists()) >= self.settings.server.max_queue:
             raise QueueFull(self.retry_after())
-        record = self.new_record("answer")
+        record = self.new_record("answer", owner=request.owner)
         try:
             self.celery.send_task(
                 ANSWER_TASK,
                 args=[record.id, request.model_dump()],
                 task_id=record.id,
                 queue=QUEUE,
+                priority=min(turn, PRIORITIES[-1]),
                 retry=True,
                 retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
             )
@@ -230,10 +240,10 @@ class QueueExecutor(Executor):
         return record.id
 
     def waiting(self) -> int:
-        from docqa.jobs.celery_app import QUEUE
+        from docqa.jobs.celery_app import queue_lists
 
         try:
-            return self.redis_board.depth(QUEUE)
+            return self.redis_board.depth(queue_lists())
         except BoardUnavailable:
             return -1
 

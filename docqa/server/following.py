@@ -24,11 +24,18 @@ READ_WAIT_S = 1.0  # longest wait for one job event before looking again
 LOOK_EVERY_S = 5.0  # with no events for this long, the job's record is looked at
 
 
-async def submit(state: ServerState, request: AnswerRequest, audit: RequestAudit) -> str:
-    """Hand a question to the executor (counted, or logged, on the audit log): its job id."""
+async def submit(
+    state: ServerState, request: AnswerRequest, owner: str, audit: RequestAudit
+) -> str:
+    """Hand `owner`'s question to the executor, within the key's limits (counted, or logged,
+    on the audit log): its job id."""
     audit.question(request.collection, request.question)
+    admit = state.key_limits.admit
+    ticket, turn = await anyio.to_thread.run_sync(admit, owner, state.executor.retry_after())
+    owned, job_id = request.model_copy(update={"owner": owner}), None
     try:
-        return await anyio.to_thread.run_sync(state.executor.submit, request)
+        job_id = await anyio.to_thread.run_sync(state.executor.submit, owned, turn)
+        return job_id
     except QueueFull as full:
         raise ApiError(
             429,
@@ -37,6 +44,8 @@ async def submit(state: ServerState, request: AnswerRequest, audit: RequestAudit
             code="queue_full",
             headers={"Retry-After": str(full.retry_after)},
         ) from None
+    finally:
+        state.key_limits.started(owner, ticket, job_id)
 
 
 async def follow(

@@ -7,25 +7,27 @@ the server. And what makes a key strong enough to serve beyond loopback."""
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import math
-import secrets
 import time
 from collections import Counter, OrderedDict, deque
 from typing import Any
 
+import anyio
 from starlette.exceptions import HTTPException
 
 from docqa.config import ServerSettings
 from docqa.server.errors import ApiError
+from docqa.server.keys import NO_KEY_OWNER, Keys, Principal
 from docqa.server.metrics import ASGIApp, Scope
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 OPEN_PATHS = ("/healthz", "/")  # for load balancers, and the page (which then asks for it)
 AUTHORIZED = "authorized"  # the request state's flag: the key was sent (or none is needed)
 OWNER = "owner"  # the request state's owner: whose key was sent (None: no key was)
-DEFAULT_OWNER = "default"  # the owner of every request to a server without a key
+PRINCIPAL = "principal"  # the request state's docqa.server.keys.Principal (None: no key)
+# Every request to a server without any key: one person, who may do everything.
+NO_KEY = Principal(NO_KEY_OWNER, "default", "admin", None)
 UPLOAD_ROUTES = ("/v1/documents",)
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around an uploaded file
 WRONG_KEY_WINDOW_S = 60  # wrong keys are counted over the last minute...
@@ -49,9 +51,9 @@ class Guard:
     by a web page of another origin (a browser's cross-site form post, DNS rebinding), is
     refused before a byte of its body is read; a body past its limit is cut off."""
 
-    def __init__(self, app: ASGIApp, limits: ServerSettings, api_key: str | None) -> None:
+    def __init__(self, app: ASGIApp, limits: ServerSettings, keys: Keys) -> None:
         self.app = app
-        self.owners = {key.encode(): key_owner(key) for key in api_keys(api_key)}  # by key
+        self.keys = keys
         # On loopback, a page elsewhere may still reach the API by a name of its own that
         # resolves to 127.0.0.1 (DNS rebinding): only loopback names are served there.
         self.hosts = LOOPBACK_NAMES if is_loopback(limits.host) else None
@@ -65,7 +67,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        refusal = self._refusal(scope, headers)
+        refusal = await self._refusal(scope, headers)
         if refusal is not None:
             await refusal.response()(scope, receive, send)
             return
@@ -86,20 +88,22 @@ class Guard:
 
         await self.app(scope, bounded_receive, send)
 
-    def _refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> ApiError | None:
+    async def _refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> ApiError | None:
         origin = headers.get(b"origin", b"").decode("latin-1")
         host = headers.get(b"host", b"").decode("latin-1")
         if self.hosts is not None and _name(host) not in self.hosts:
             return ApiError(421, f"this server answers for {sorted(self.hosts)}, not {host!r}")
         if origin and origin not in self.origins and origin not in _same_origins(host):
             return ApiError(403, f"requests from web pages of {origin} are not allowed")
-        return self._key_refusal(scope, headers.get(b"authorization"))
+        return await self._key_refusal(scope, headers.get(b"authorization"))
 
-    def _key_refusal(self, scope: Scope, sent: bytes | None) -> ApiError | None:
+    async def _key_refusal(self, scope: Scope, sent: bytes | None) -> ApiError | None:
         """A wrong key, or none where one is needed; a client that sent too many wrong keys
-        lately is refused before its key is even compared."""
-        owner = None if self.owners else DEFAULT_OWNER
-        if sent is not None and self.owners:
+        lately is refused before its key is even compared (a key is looked up in the key
+        store, and its hash checked, in a thread: it takes milliseconds)."""
+        required = await anyio.to_thread.run_sync(self.keys.required)
+        principal = None if required else NO_KEY
+        if sent is not None and required:
             client = (scope.get("client") or ("",))[0]
             wait = self.wrong_keys.wait(client)
             if wait:
@@ -110,20 +114,20 @@ class Guard:
                     headers={"Retry-After": str(wait)},
                 )
             scheme, _, token = sent.partition(b" ")
-            token = token.strip()
-            # Every key is compared, the matching one or not: the time taken tells none apart.
-            matched = [o for key, o in self.owners.items() if secrets.compare_digest(token, key)]
-            owner = matched[0] if scheme.lower() == b"bearer" and matched else None
-            if owner is None:
+            if scheme.lower() == b"bearer":
+                principal = await anyio.to_thread.run_sync(self.keys.principal, token.strip())
+            if principal is None:
                 self.wrong_keys.add(client)
-        authorized = owner is not None
-        scope.setdefault("state", {}).update({AUTHORIZED: authorized, OWNER: owner})
+        authorized = principal is not None
+        scope.setdefault("state", {}).update(
+            {AUTHORIZED: authorized, PRINCIPAL: principal, OWNER: principal and principal.owner}
+        )
         path = scope["path"]
         if authorized or (sent is None and (path in OPEN_PATHS or path.startswith("/static/"))):
             return None
         return ApiError(
             401,
-            "a valid API key is required: send 'Authorization: Bearer <DOCQA_API_KEY>'",
+            "a valid API key is required: send 'Authorization: Bearer <your key>'",
             code="invalid_api_key",
             headers={"WWW-Authenticate": "Bearer"},
         )
@@ -154,16 +158,6 @@ class WrongKeys:
         self._times[client] = times
         if len(self._times) > WRONG_KEY_CLIENTS:
             self._times.popitem(last=False)
-
-
-def api_keys(setting: str | None) -> list[str]:
-    """The keys DOCQA_API_KEY holds: one per person, separated by commas."""
-    return [key.strip() for key in (setting or "").split(",") if key.strip()]
-
-
-def key_owner(key: str) -> str:
-    """Who a key's requests belong to, named without the key."""
-    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def key_weakness(key: str) -> str | None:

@@ -10,11 +10,13 @@ from fastapi import Depends, Request
 
 from docqa.answer.profiles import ReaderProfile
 from docqa.config import ServerSettings, Settings
+from docqa.server.access import reach, request_principal
 from docqa.server.audit import AuditLog
 from docqa.server.conversations import ConversationStore
 from docqa.server.documents import CollectionDocuments
 from docqa.server.executors import Executor
-from docqa.server.guards import OWNER
+from docqa.server.fairness import KeyLimits
+from docqa.server.keys import Principal
 from docqa.server.metrics import Metrics
 
 
@@ -27,6 +29,7 @@ class ServerState:
     reader: ReaderProfile  # the defaults /v1/info reports
     conversations: ConversationStore
     audit: AuditLog
+    key_limits: KeyLimits
 
     @property
     def limits(self) -> ServerSettings:
@@ -48,10 +51,16 @@ Served = Annotated[ServerState, Depends(server_state)]
 
 
 def request_owner(request: Request) -> str:
-    """Whose conversations the request may see and make: its API key's (guards.Guard)."""
-    owner: str | None = getattr(request.state, OWNER)
-    assert owner is not None, "only routes open without a key have no owner"
-    return owner
+    """Whose the conversations and jobs the request makes are: its API key's (guards.Guard)."""
+    return request_principal(request).owner
+
+
+def request_reach(request: Request) -> str | None:
+    """Whose conversations and jobs the request may see: its key's own, or an admin's
+    everyone's (None)."""
+    return reach(request_principal(request))
 
 
 Owner = Annotated[str, Depends(request_owner)]
+Reach = Annotated[str | None, Depends(request_reach)]
+Caller = Annotated[Principal, Depends(request_principal)]

@@ -20,7 +20,7 @@ from docqa.server.following import (
     with_views,
 )
 from docqa.server.schemas import AskBody, ask_request
-from docqa.server.state import Served
+from docqa.server.state import Owner, Served
 
 router = APIRouter()
 
@@ -30,6 +30,7 @@ async def ask(
     request: Request,
     body: AskBody,
     state: Served,
+    owner: Owner,
     audit: Audited,
     stream: Annotated[bool, Query()] = False,
 ) -> Response:
@@ -38,7 +39,7 @@ async def ask(
     asked = body.applied(
         ask_request(body, state.settings.llm.sampling, state.limits), state.settings
     )
-    job_id = await submit(state, asked, audit)
+    job_id = await submit(state, asked, owner, audit)
     if not stream:
         answer = await answer_of(state, request, job_id)
         return JSONResponse(await viewed(state, answer, asked.collection))

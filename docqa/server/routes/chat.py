@@ -11,7 +11,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from docqa.collection import collections
+from docqa.collection import DEFAULT, collections
 from docqa.jobs.runner import AnswerRequest
 from docqa.server.audit import Audited
 from docqa.server.errors import ApiError
@@ -35,7 +35,7 @@ from docqa.server.schemas import (
     finish_reason,
     usage,
 )
-from docqa.server.state import Owner, Served, ServerState
+from docqa.server.state import Caller, Owner, Reach, Served, ServerState
 
 router = APIRouter(prefix="/v1")
 Keep = Callable[[dict[str, Any]], Awaitable[None]]  # keeps an answer as a conversation's turn
@@ -43,7 +43,12 @@ Keep = Callable[[dict[str, Any]], Awaitable[None]]  # keeps an answer as a conve
 
 @router.post("/chat/completions")
 async def chat_completions(
-    request: Request, body: ChatBody, state: Served, owner: Owner, audit: Audited
+    request: Request,
+    body: ChatBody,
+    state: Served,
+    owner: Owner,
+    reach: Reach,
+    audit: Audited,
 ) -> Response:
     """The last user message is the question, the messages before it the conversation — or,
     with docqa.conversation, the turns kept of that conversation."""
@@ -51,10 +56,10 @@ async def chat_completions(
     documents = body.documents()
     conversation = body.docqa.conversation
     if conversation is not None:
-        asked, documents = await _carried_on(state, owner, conversation, asked, documents)
+        asked, documents = await _carried_on(state, reach, conversation, asked, documents)
     asked = documents.applied(asked, state.settings)
-    keep = None if conversation is None else _keeper(state, owner, conversation, asked)
-    job_id = await submit(state, asked, audit)
+    keep = None if conversation is None else _keeper(state, reach, conversation, asked)
+    job_id = await submit(state, asked, owner, audit)
     if not body.stream:
         answer = await answer_of(state, request, job_id)
         answer = await viewed(state, answer, asked.collection)
@@ -68,10 +73,14 @@ async def chat_completions(
 
 
 @router.get("/models")
-def models(state: Served) -> dict[str, Any]:
-    """One model per collection: `docqa` answers from the default one, `docqa/<name>` from
-    collection <name>."""
-    names = [MODEL_ID, *(f"{MODEL_ID}/{c.name}" for c in collections(state.settings)[1:])]
+def models(state: Served, caller: Caller) -> dict[str, Any]:
+    """One model per collection the key may use: `docqa` answers from the default one,
+    `docqa/<name>` from collection <name>."""
+    names = [
+        MODEL_ID if c.name == DEFAULT else f"{MODEL_ID}/{c.name}"
+        for c in collections(state.settings)
+        if caller.sees(c.name)
+    ]
     return {
         "object": "list",
         "data": [
@@ -82,7 +91,7 @@ def models(state: Served) -> dict[str, Any]:
 
 async def _carried_on(
     state: ServerState,
-    owner: str,
+    reach: str | None,
     conversation: str,
     asked: AnswerRequest,
     documents: DocumentChoice,
@@ -91,7 +100,7 @@ async def _carried_on(
     (as many as a request's messages could carry), its collection the documents asked."""
     continued = state.conversations.continued
     last = state.limits.max_messages // 2
-    collection, history = await anyio.to_thread.run_sync(continued, owner, conversation, last)
+    collection, history = await anyio.to_thread.run_sync(continued, reach, conversation, last)
     if documents.collection not in (None, collection):
         raise ApiError(
             400,
@@ -103,7 +112,7 @@ async def _carried_on(
     return asked, documents.model_copy(update={"collection": collection})
 
 
-def _keeper(state: ServerState, owner: str, conversation: str, asked: AnswerRequest) -> Keep:
+def _keeper(state: ServerState, reach: str | None, conversation: str, asked: AnswerRequest) -> Keep:
     """What keeps the answer to `asked` as the conversation's next turn, with the settings it
     was asked with (k: the server's default when the request gave none)."""
     settings = {"collection": asked.collection, "k": asked.k or state.reader.k, **asked.sampling}
@@ -111,7 +120,7 @@ def _keeper(state: ServerState, owner: str, conversation: str, asked: AnswerRequ
     async def keep(answer: dict[str, Any]) -> None:
         turn = {key: value for key, value in answer.items() if key != "event"}
         add = state.conversations.add_turn
-        await anyio.to_thread.run_sync(add, owner, conversation, {**turn, "settings": settings})
+        await anyio.to_thread.run_sync(add, reach, conversation, {**turn, "settings": settings})
 
     return keep
 

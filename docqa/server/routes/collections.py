@@ -14,7 +14,7 @@ from docqa.collection import DEFAULT, CollectionExists, collections, create, del
 from docqa.errors import UsageError
 from docqa.server.audit import Audited
 from docqa.server.errors import ApiError
-from docqa.server.state import Served
+from docqa.server.state import Caller, Served
 
 router = APIRouter(prefix="/v1/collections")
 
@@ -26,9 +26,11 @@ class CollectionBody(BaseModel):
 
 
 @router.get("")
-async def list_collections(state: Served) -> dict[str, Any]:
+async def list_collections(state: Served, caller: Caller) -> dict[str, Any]:
+    """The collections the key may use."""
     listed = await anyio.to_thread.run_sync(collections, state.settings)
-    return {"object": "list", "data": [_public(described(c)) for c in listed]}
+    data = [_public(described(c)) for c in listed if caller.sees(c.name)]
+    return {"object": "list", "data": data}
 
 
 @router.post("", status_code=201)

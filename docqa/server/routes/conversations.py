@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from docqa.answer.transcript import transcript
 from docqa.server.conversations import NoSuchConversation
 from docqa.server.schemas import known_collection
-from docqa.server.state import Owner, Served, ServerState
+from docqa.server.state import Owner, Reach, Served, ServerState
 
 router = APIRouter(prefix="/v1/conversations")
 
@@ -33,8 +33,8 @@ class Renaming(BaseModel):
 
 
 @router.get("")
-async def list_conversations(state: Served, owner: Owner) -> dict[str, Any]:
-    listed = await anyio.to_thread.run_sync(state.conversations.listing, owner)
+async def list_conversations(state: Served, reach: Reach) -> dict[str, Any]:
+    listed = await anyio.to_thread.run_sync(state.conversations.listing, reach)
     return {"object": "list", "data": listed}
 
 
@@ -46,34 +46,34 @@ async def create_conversation(body: NewConversation, state: Served, owner: Owner
 
 
 @router.get("/{conversation_id}")
-async def get_conversation(conversation_id: str, state: Served, owner: Owner) -> dict[str, Any]:
-    return await _kept(state, owner, conversation_id)
+async def get_conversation(conversation_id: str, state: Served, reach: Reach) -> dict[str, Any]:
+    return await _kept(state, reach, conversation_id)
 
 
 @router.patch("/{conversation_id}")
 async def rename_conversation(
-    conversation_id: str, body: Renaming, state: Served, owner: Owner
+    conversation_id: str, body: Renaming, state: Served, reach: Reach
 ) -> dict[str, Any]:
     rename = state.conversations.rename
-    renamed = await anyio.to_thread.run_sync(rename, owner, conversation_id, body.title)
+    renamed = await anyio.to_thread.run_sync(rename, reach, conversation_id, body.title)
     if renamed is None:
         raise NoSuchConversation()
     return renamed
 
 
 @router.delete("/{conversation_id}")
-async def delete_conversation(conversation_id: str, state: Served, owner: Owner) -> dict[str, Any]:
+async def delete_conversation(conversation_id: str, state: Served, reach: Reach) -> dict[str, Any]:
     delete = state.conversations.delete
-    if not await anyio.to_thread.run_sync(delete, owner, conversation_id):
+    if not await anyio.to_thread.run_sync(delete, reach, conversation_id):
         raise NoSuchConversation()
     return {"id": conversation_id, "object": "conversation", "deleted": True}
 
 
 @router.get("/{conversation_id}/export")
-async def export_conversation(conversation_id: str, state: Served, owner: Owner) -> Response:
+async def export_conversation(conversation_id: str, state: Served, reach: Reach) -> Response:
     """The conversation as Markdown, as `docqa chat`'s /save writes one; the file is named by
     the conversation's id (its title is the client's text, never a file name)."""
-    kept = await _kept(state, owner, conversation_id)
+    kept = await _kept(state, reach, conversation_id)
     return Response(
         transcript(kept["turns"], kept["title"] or kept["id"]),
         media_type="text/markdown; charset=utf-8",
@@ -81,8 +81,8 @@ async def export_conversation(conversation_id: str, state: Served, owner: Owner)
     )
 
 
-async def _kept(state: ServerState, owner: str, conversation_id: str) -> dict[str, Any]:
-    kept = await anyio.to_thread.run_sync(state.conversations.get, owner, conversation_id)
+async def _kept(state: ServerState, reach: str | None, conversation_id: str) -> dict[str, Any]:
+    kept = await anyio.to_thread.run_sync(state.conversations.get, reach, conversation_id)
     if kept is None:
         raise NoSuchConversation()
     return kept
