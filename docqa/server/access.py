@@ -1,7 +1,8 @@
 """Who may do what, decided in one place. Every route names the role it needs and where the
 collection it acts on is named (RULES); `authorize`, a dependency of the whole app, checks the
 request's key against both: a role short of the route's is 403, a collection outside the
-key's is 404 with the message of one that does not exist (its existence is not revealed).
+key's is 404 with the message of one that does not exist (its existence is not revealed; the
+audit log records the attempt).
 A route missing from RULES is refused (tests/test_keys.py checks that none is).
 
 Jobs and conversations are the key's own (`reach`): an admin's reach is everyone's."""
@@ -16,6 +17,7 @@ from fastapi import Request
 
 from docqa.collection import DEFAULT, collections
 from docqa.errors import UsageError
+from docqa.server.audit import request_audit
 from docqa.server.errors import ApiError
 from docqa.server.guards import PRINCIPAL
 from docqa.server.keys import Principal, Role
@@ -58,7 +60,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/v1/conversations/{conversation_id}"): Rule("reader"),
     ("GET", "/v1/conversations/{conversation_id}/export"): Rule("reader"),
 }
-WHAT = {"editor": "upload or delete documents", "admin": "manage collections and see metrics"}
+WHAT = {"editor": "upload or delete documents", "admin": "manage collections or read metrics"}
 
 
 async def authorize(request: Request) -> None:
@@ -91,6 +93,9 @@ def check_collection(request: Request, principal: Principal, name: str) -> None:
     if principal.sees(name) and name in existing:
         return
     own = ", ".join(sorted(c for c in existing if principal.sees(c))) or "none"
+    request_audit(request).record(
+        "refused", method=request.method, path=request.url.path, status=404, collection=name
+    )
     raise ApiError(404, f"no collection {name!r}: there are {own}", param="collection")
 
 
