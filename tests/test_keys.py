@@ -19,7 +19,7 @@ from docqa.server.keys import KeyStore
 from tests.fixtures.pdfs import write_pdf
 from tests.fixtures.projects import FACTS, run_cli, write_documents
 from tests.fixtures.routes import api_routes
-from tests.fixtures.services import redis_server, serving, wait_for_job
+from tests.fixtures.services import Process, redis_server, serving, wait_for_job
 
 QUESTION = FACTS[0][0]
 
@@ -83,6 +83,7 @@ class Team:
     url: str
     project: Path
     tokens: dict[str, str]  # name -> token
+    server: Process
 
     def client(self, name: str) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=bearer(self.tokens[name]), timeout=120)
@@ -106,8 +107,8 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
         "admin": keys(project, "add", "admin", "--role", "admin", "--all"),
         "intern": keys(project, "add", "intern", "--collections", "hr"),
     }
-    with serving(project) as (url, _):
-        yield Team(url, project, tokens)
+    with serving(project) as (url, server):
+        yield Team(url, project, tokens, server)
 
 
 ROLES = ("reader", "editor", "admin")
@@ -202,6 +203,13 @@ def test_an_editor_uploads_and_deletes_in_its_collections_and_the_audit_names_it
     audited = run_cli("-m", "docqa", "audit", "--json", cwd=team.project).stdout
     assert '"action": "upload", "who": "editor"' in audited
     assert '"action": "delete", "who": "editor"' in audited
+    assert '"action": "key added"' in audited  # made on the command line, by the system's user
+    assert (
+        '"from": "command line", "key": "intern", "role": "reader", "collections": ["hr"]'
+        in audited
+    )
+    assert '"action": "collection created"' in audited
+    assert all(token not in team.server.output() for token in team.tokens.values())
     listed = keys(team.project, "list")
     assert "editor               editor  all collections" in listed
     assert "intern               reader  hr" in listed

@@ -399,6 +399,31 @@ def test_the_api_key_is_asked_for_and_kept_for_the_session(
         context.close()
 
 
+def test_a_key_of_one_collection_works_in_it_and_sees_no_other(
+    browser: Browser, tmp_path: Path
+) -> None:
+    project = tmp_path / "scoped"
+    (project / "data").mkdir(parents=True)
+    assert run_cli("-m", "docqa", "collections", "create", "hr", cwd=project).returncode == 0
+    leave = ["Leave\nStaff get 28 days of annual leave a year."]
+    write_pdf(project / "collections" / "hr" / "data" / "leave.pdf", leave)
+    assert run_cli("ingest.py", "--collection", "hr", cwd=project).returncode == 0
+    made = run_cli("-m", "docqa", "keys", "add", "intern", "--collections", "hr", cwd=project)
+    with serving(project, ready=False) as (url, _):  # the default collection has no index
+        page = browser.new_page(viewport=DESKTOP)
+        page.goto(url + "/")
+        page.wait_for_selector("#token-dialog[open]")
+        page.fill("#token", made.stdout.strip())
+        page.press("#token", "Enter")
+        page.wait_for_selector("#indexed li:has-text('leave.pdf')")  # its collection, chosen
+        assert page.locator("#collection option").all_inner_texts() == ["hr"]
+        answer = ask(page, "How many days of annual leave do staff get?")
+        answer.locator(".citations").wait_for(timeout=120_000)
+        assert "leave.pdf, page 1" in answer.locator(".citations").inner_text()
+        assert page.locator("#notice").is_hidden()
+        page.close()
+
+
 def test_an_empty_index_says_to_upload_until_one_is(browser: Browser, tmp_path: Path) -> None:
     project = tmp_path / "empty"
     (project / "data").mkdir(parents=True)

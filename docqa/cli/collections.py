@@ -63,8 +63,11 @@ def create(
 
     def body() -> ExitCode:
         from docqa.collection import create as create_collection
+        from docqa.server.audit import record_command
 
-        collection = create_collection(command_settings(config, {}, None), name, data)
+        settings = command_settings(config, {}, None)
+        collection = create_collection(settings, name, data)
+        record_command(settings.paths.state, "collection created", collection=collection.name)
         print(
             f"Created collection {collection.name}: put documents in {collection.data}, then "
             f"run `docqa ingest --collection {collection.name}`"
@@ -86,6 +89,7 @@ def delete(
     def body() -> ExitCode:
         from docqa.collection import delete as delete_collection
         from docqa.collection import find
+        from docqa.server.audit import record_command
 
         settings = command_settings(config, {}, None)
         collection = find(settings, name)
@@ -96,6 +100,7 @@ def delete(
             if not typer.confirm(question):
                 return ExitCode.OK
         delete_collection(settings, name)
+        record_command(settings.paths.state, "collection deleted", collection=name)
         print(f"Deleted collection {name}; its documents are still in {collection.data}")
         return ExitCode.OK
 

@@ -41,6 +41,7 @@ def add(
 
     def body() -> ExitCode:
         from docqa.collection import find
+        from docqa.server.audit import record_command
         from docqa.server.keys import ROLES, KeyStore
 
         if role not in ROLES:
@@ -52,6 +53,7 @@ def add(
         for collection in scope or []:
             find(settings, collection)  # an unknown one: its error, naming those there are
         token = KeyStore(settings.paths.state).add(name, role, scope)
+        record_command(settings.paths.state, "key added", key=name, role=role, collections=scope)
         print(token)
         where = "every collection" if scope is None else ", ".join(scope)
         note(f"the key of {name}, {role}, for {where}: give it to them now, it is not kept")
@@ -81,10 +83,13 @@ def revoke(name: NameArgument, config: ConfigOption = None, debug: DebugOption =
     """Remove NAME's key: every API process refuses it from its next request on."""
 
     def body() -> ExitCode:
+        from docqa.server.audit import record_command
         from docqa.server.keys import KeyStore
 
-        if not KeyStore(command_settings(config, {}, None).paths.state).revoke(name):
+        state = command_settings(config, {}, None).paths.state
+        if not KeyStore(state).revoke(name):
             raise UsageError(f"no key named {name!r}: `docqa keys list` shows them")
+        record_command(state, "key revoked", key=name)
         print(f"revoked the key of {name}")
         return ExitCode.OK
 

@@ -79,6 +79,18 @@ class AuditLog:
         self.handler.close()
 
 
+def record_command(folder: Path, action: str, **details: Any) -> None:
+    """A change made on the command line (keys, collections): by the system's user, "from"
+    the command line."""
+    import getpass
+
+    log = AuditLog(folder, questions=False)
+    try:
+        log.record(action, getpass.getuser(), "command line", **details)
+    finally:
+        log.close()
+
+
 def read_audit(folder: Path, since: datetime | None = None) -> list[dict[str, Any]]:
     """The audit log's lines, oldest first (the rotated files too), from `since` on."""
     files = [folder / f"{FILE_NAME}.{n}" for n in range(KEPT_FILES, 0, -1)]

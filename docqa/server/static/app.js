@@ -96,7 +96,10 @@ function inCollection(path) {
 
 async function refreshCollections() {
   const listing = await (await api("/v1/collections")).json();
-  if (!listing.data.some((c) => c.name === collection)) collection = DEFAULT;
+  // The one chosen, else the default, else the key's first (a key may have no default).
+  if (!listing.data.some((c) => c.name === collection)) {
+    collection = listing.data.some((c) => c.name === DEFAULT) ? DEFAULT : (listing.data[0] || { name: DEFAULT }).name;
+  }
   const select = $("collection");
   select.replaceChildren(...listing.data.map((c) => el("option", c.name)));
   select.value = collection;
