@@ -16,7 +16,7 @@ import pytest
 from docqa.server import audit
 from docqa.server.audit import AuditLog, read_audit
 from tests.fixtures.pdfs import write_pdf
-from tests.fixtures.projects import FACTS, run_cli, write_documents
+from tests.fixtures.projects import FACTS, ingested_project, run_cli
 from tests.fixtures.services import serving, wait_for_job
 
 QUESTION = FACTS[0][0]
@@ -60,8 +60,7 @@ def test_a_server_audits_uploads_deletes_collections_refusals_and_counts_questio
     tmp_path: Path,
 ) -> None:
     project = tmp_path / "project"
-    write_documents(project / "data", broken=False)
-    assert run_cli("ingest.py", cwd=project).returncode == 0
+    ingested_project(project)
     key = secrets.token_urlsafe(32)
     auth = {"Authorization": f"Bearer {key}"}
     leaflet = write_pdf(tmp_path / "leaflet.pdf", ["Leaflet\nThe leaflet lists 12 walks."])

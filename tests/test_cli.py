@@ -14,7 +14,7 @@ from docqa.index.encoders.openvino_runtime import cpu_has_bf16
 from docqa.index.generations import CURRENT
 from docqa.index.manifest import MANIFEST
 from tests.fixtures.pdfs import tinted, words_box, write_pdf
-from tests.fixtures.projects import FACTS, REPO, run_cli, write_documents
+from tests.fixtures.projects import FACTS, REPO, ingested_project, run_cli, write_documents
 
 pytestmark = pytest.mark.slow
 
@@ -240,8 +240,7 @@ def test_a_local_embedding_model_moves_with_the_project(tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(resolve_model_dir("all-MiniLM-L6-v2"), project / "models" / "minilm")
     (project / "config.yml").write_text("embedding:\n  model: models/minilm\n")
-    write_documents(project / "data", broken=False)
-    assert run_cli("ingest.py", cwd=project).returncode == 0
+    ingested_project(project)
     model_id = json.loads(current_manifest(project / "vectorstore").read_text())["embedding"]
     assert str(tmp_path) not in model_id["model"]
 
@@ -316,8 +315,7 @@ def test_incremental_ingest_summary_and_status(tmp_path: Path) -> None:
 
 
 def test_status_with_the_data_folder_gone_says_so(tmp_path: Path) -> None:
-    write_documents(tmp_path / "data", broken=False)
-    assert run_cli("ingest.py", cwd=tmp_path).returncode == 0
+    ingested_project(tmp_path)
     (tmp_path / "data").rename(tmp_path / "data-elsewhere")
     status = run_cli("-m", "docqa", "status", cwd=tmp_path)
     assert status.returncode == 0, status.stderr

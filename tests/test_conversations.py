@@ -36,7 +36,7 @@ from docqa.server.conversations import ConversationStore
 from docqa.server.errors import ApiError
 from docqa.server.guards import OWNER, Guard
 from docqa.server.keys import Keys, KeyStore, key_owner
-from tests.fixtures.projects import FACTS, run_cli, write_documents
+from tests.fixtures.projects import FACTS, ingested_project, run_cli
 from tests.fixtures.services import long_question, openai_client, serving
 
 if TYPE_CHECKING:
@@ -327,8 +327,7 @@ class Kept:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     project = tmp_path_factory.mktemp("conversations")
-    write_documents(project / "data", broken=False)
-    assert run_cli("ingest.py", cwd=project).returncode == 0
+    ingested_project(project)
     served = Server(project)
     with served.running:
         served.start()

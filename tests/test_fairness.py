@@ -16,7 +16,7 @@ import pytest
 
 from docqa.server.errors import ApiError
 from docqa.server.fairness import FairQueue, KeyLimits
-from tests.fixtures.projects import FACTS, run_cli, write_documents
+from tests.fixtures.projects import FACTS, ingested_project, run_cli
 from tests.fixtures.services import redis_server, serving, start_worker
 
 QUESTION = FACTS[0][0]
@@ -61,8 +61,7 @@ def test_a_key_past_its_limits_is_told_when_to_come_back() -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("fair")
-    write_documents(project / "data", broken=False)
-    assert run_cli("ingest.py", cwd=project).returncode == 0
+    ingested_project(project)
     return project
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.fixtures.pdfs import SAMPLE_PAGES, write_pdf
-from tests.fixtures.projects import run_cli, write_documents
+from tests.fixtures.projects import ingested_project
 from tests.fixtures.services import serving, wait_for_job
 
 pytestmark = pytest.mark.slow
@@ -34,8 +34,7 @@ def readers_of(pid: int) -> list[int]:
 
 def test_cancelling_an_ingest_mid_ocr_stops_it_and_keeps_the_index(tmp_path: Path) -> None:
     project = tmp_path / "project"
-    write_documents(project / "data", broken=False)
-    assert run_cli("ingest.py", cwd=project).returncode == 0
+    ingested_project(project)
     pages = [SAMPLE_PAGES[1]] * SCAN_PAGES
     scan = write_pdf(tmp_path / "scan.pdf", pages, images=frozenset(range(1, SCAN_PAGES + 1)))
     with serving(project) as (url, server):

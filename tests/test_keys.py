@@ -17,7 +17,7 @@ import pytest
 from docqa.server.access import RULES
 from docqa.server.keys import KeyStore
 from tests.fixtures.pdfs import write_pdf
-from tests.fixtures.projects import FACTS, run_cli, write_documents
+from tests.fixtures.projects import FACTS, ingested_project, run_cli
 from tests.fixtures.routes import api_routes
 from tests.fixtures.services import Process, redis_server, serving, wait_for_job
 
@@ -92,8 +92,7 @@ class Team:
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
     project = tmp_path_factory.mktemp("team")
-    write_documents(project / "data", broken=False)
-    assert run_cli("ingest.py", cwd=project).returncode == 0
+    ingested_project(project)
     for name, text in (
         ("hr", "Leave\nStaff get 28 days of annual leave."),
         ("finance", "Budget\nThe travel budget for 2027 is £40,000."),
@@ -219,8 +218,7 @@ def test_an_editor_uploads_and_deletes_in_its_collections_and_the_audit_names_it
 @pytest.mark.slow
 def test_revoking_a_key_takes_effect_at_once_on_every_api_process(tmp_path: Path) -> None:
     project = tmp_path / "project"
-    write_documents(project / "data", broken=False)
-    assert run_cli("ingest.py", cwd=project).returncode == 0
+    ingested_project(project)
     token = keys(project, "add", "temp", "--all")
     with redis_server(tmp_path / "redis") as redis:
         queue = ("--queue", redis.url)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.fixtures.formats import pptx_bytes
 from tests.fixtures.pdfs import scanned_line, tinted, words_box, write_pdf
-from tests.fixtures.projects import FACTS, REPO, run_cli, write_documents
+from tests.fixtures.projects import FACTS, REPO, ingested_project, run_cli
 from tests.fixtures.services import free_port, long_question, serving, wait_for_job
 
 if TYPE_CHECKING:
@@ -57,8 +57,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     project = tmp_path_factory.mktemp("site")
-    write_documents(project / "data", broken=False)
-    assert run_cli("ingest.py", cwd=project).returncode == 0
+    ingested_project(project)
     with serving(project, env={"DOCQA_SERVER__MAX_QUEUE": "1"}) as (url, _):
         yield url, project
 
@@ -202,8 +201,7 @@ def test_a_conversation_is_kept_over_reloads_and_restarts_renamed_exported_delet
     from playwright.sync_api import expect
 
     project = tmp_path / "kept"
-    write_documents(project / "data", broken=False)
-    assert run_cli("ingest.py", cwd=project).returncode == 0
+    ingested_project(project)
     port = free_port()
     context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
     page = context.new_page()

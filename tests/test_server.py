@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.fixtures.pdfs import write_pdf
-from tests.fixtures.projects import FACTS, run_cli, write_documents
+from tests.fixtures.projects import FACTS, ingested_project, run_cli
 from tests.fixtures.services import (
     free_port,
     load,
@@ -38,8 +38,7 @@ NEW_QUESTION = "How many pear trees does the Zephyr orchard grow?"
 @pytest.fixture(scope="module")
 def served_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("served")
-    write_documents(folder / "data", broken=False)
-    assert run_cli("ingest.py", cwd=folder).returncode == 0
+    ingested_project(folder)
     return folder
 
 

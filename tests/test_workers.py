@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.fixtures.pdfs import write_pdf
-from tests.fixtures.projects import FACTS, run_cli, write_documents
+from tests.fixtures.projects import FACTS, ingested_project
 from tests.fixtures.services import (
     Redis,
     load,
@@ -48,8 +48,7 @@ PASSWORD = secrets.token_hex(16)
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Redis, Path]]:
     """Redis with a password, two workers and the API, as the README starts them."""
     project = tmp_path_factory.mktemp("cluster")
-    write_documents(project / "data", broken=False)
-    assert run_cli("ingest.py", cwd=project).returncode == 0
+    ingested_project(project)
     with redis_server(project / "redis", password=PASSWORD) as redis:
         workers = [start_worker(project, redis.url, f"worker{n}", env=ONE_THREAD) for n in (1, 2)]
         try:
