@@ -91,7 +91,7 @@ def render_page(path: Path, number: int, dpi: int, quote: str) -> PageImage:
         width, height = page.get_size()
         scale = min(dpi / 72, (MAX_PIXELS / max(width * height, 1.0)) ** 0.5)
         image = page.render(scale=scale).to_pil().convert("RGB")
-        wanted = _folded_words(quote[:MAX_QUOTE_CHARS])
+        wanted = _folded_words(quote)
         words, ocr = _text_layer_words(page, image.size), False
         if wanted and not words:
             words, ocr = _ocr_words(page, image.width), True
@@ -228,15 +228,15 @@ class PageRenderer:
 
         if not MIN_DPI <= dpi <= MAX_DPI:
             raise UsageError(f"dpi must be from {MIN_DPI} to {MAX_DPI}")
-        stat = path.stat()
-        key = (str(path), stat.st_mtime_ns, stat.st_size, number, dpi, quote[:MAX_QUOTE_CHARS])
+        stat, quote = path.stat(), quote[:MAX_QUOTE_CHARS]
+        key = (str(path), stat.st_mtime_ns, stat.st_size, number, dpi, quote)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
             if self._process is None:
                 self._process = ReaderProcess(self.loading, seconds=RENDER_SECONDS)
-            image = self._process.render(path, number, dpi, quote[:MAX_QUOTE_CHARS])
+            image = self._process.render(path, number, dpi, quote)
             self._cache[key] = image
             if len(self._cache) > CACHED:
                 self._cache.popitem(last=False)
